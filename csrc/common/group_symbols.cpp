@@ -1,0 +1,18 @@
+#include "common/group_symbols.h"
+
+namespace torch_tvm {
+
+c10::Symbol CompilationGroupKind() {
+  static const auto kind = c10::Symbol::fromQualString("tvm::CompilationGroup");
+  return kind;
+}
+c10::Symbol GroupIdAttr() {
+  static const auto attr = c10::Symbol::attr("tvm_group_id");
+  return attr;
+}
+c10::Symbol BoundInputsAttr() {
+  static const auto attr = c10::Symbol::attr("tvm_bound_inputs");
+  return attr;
+}
+
+}  // namespace torch_tvm

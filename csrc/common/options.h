@@ -1,0 +1,30 @@
+// Process-wide settings of torch_tvm, written by enable() and read by every
+// stage. Kept in a leaf so no stage has to include a later one to read them.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+
+namespace torch_tvm {
+
+struct Options {
+  bool enabled = false;
+  int opt_level = 3;
+  bool strict = false;
+  std::string target;    // empty: detect from the host CPU
+  int num_threads = 0;   // 0: torch.get_num_threads()
+  int64_t cache_size = 16;
+  int64_t min_group_size = 2;
+};
+
+// Snapshot of the current options (copy, so readers never race a writer).
+Options GetOptions();
+void SetOptions(const Options& options);
+
+// A short, canonical text of everything that changes the compiled code; part
+// of every cache key.
+std::string CompileSettingsKey(const Options& options);
+
+}  // namespace torch_tvm

@@ -1,0 +1,95 @@
+#include "convert/graph_converter.h"
+
+#include <torch/csrc/jit/ir/constants.h>
+
+#include <stdexcept>
+#include <unordered_map>
+
+#include "convert/registry.h"
+
+namespace torch_tvm::convert {
+
+using torch::jit::Node;
+using torch::jit::Value;
+
+ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c10::IValue>& inputs,
+                            const std::vector<bool>& bind_as_constant) {
+  if (inputs.size() != graph.inputs().size()) {
+    throw std::runtime_error("graph takes " + std::to_string(graph.inputs().size()) +
+                             " inputs, got " + std::to_string(inputs.size()));
+  }
+  RelaxBuilder bb;
+  ConvertedGraph result;
+  std::unordered_map<const Value*, LoweredValue> env;
+
+  std::vector<Expr> params;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    const Value* in = graph.inputs()[i];
+    const c10::IValue& v = inputs[i];
+    if (v.isTensor() && !bind_as_constant[i]) {
+      const at::Tensor& t = v.toTensor();
+      Expr p = bb.Param("in" + std::to_string(i), t.sizes().vec(), RelaxDType(t.scalar_type()));
+      params.push_back(p);
+      result.param_inputs.push_back(i);
+      env[in] = LoweredValue::OfTensor(p);
+    } else {
+      // Weights and every non-tensor input are baked into the module; the
+      // group operator keys its cache on them.
+      env[in] = LoweredValue::OfConstant(v);
+    }
+  }
+  bb.BeginFunction(params);
+  for (auto& kv : env) {
+    if (kv.second.kind == LoweredValue::Kind::kConstant && kv.second.constant.isTensor()) {
+      kv.second = LoweredValue::OfTensor(bb.Constant(kv.second.constant.toTensor()));
+    }
+  }
+
+  for (const Node* node : graph.nodes()) {
+    if (node->kind() == c10::prim::Constant) {
+      auto value = torch::jit::toIValue(node->output());
+      if (!value) throw std::runtime_error("unreadable prim::Constant");
+      env[node->output()] = value->isTensor() ? LoweredValue::OfTensor(bb.Constant(value->toTensor()))
+                                              : LoweredValue::OfConstant(*value);
+      continue;
+    }
+    const std::string key = SchemaKey(node);
+    const Converter* conv = ConverterRegistry::Global().Find(key);
+    if (!conv) throw std::runtime_error("no converter for " + key);
+    std::vector<LoweredValue> node_inputs;
+    for (const Value* in : node->inputs()) node_inputs.push_back(env.at(in));
+    ConvertContext ctx(bb, node, std::move(node_inputs));
+    try {
+      conv->convert(ctx);
+    } catch (const std::exception& e) {
+      throw std::runtime_error(key + ": " + e.what());
+    }
+    for (size_t i = 0; i < node->outputs().size(); ++i) {
+      LoweredValue& out = ctx.Outputs()[i];
+      if (out.kind == LoweredValue::Kind::kConstant && out.constant.isNone() &&
+          node->outputs()[i]->hasUses()) {
+        throw std::runtime_error(key + ": converter left output " + std::to_string(i) + " unset");
+      }
+      env[node->outputs()[i]] = std::move(out);
+    }
+  }
+
+  std::vector<Expr> flat_outputs;
+  for (const Value* out : graph.outputs()) {
+    const LoweredValue& v = env.at(out);
+    if (v.kind == LoweredValue::Kind::kTensor) {
+      flat_outputs.push_back(v.tensor);
+      result.output_arity.push_back(-1);
+    } else if (v.kind == LoweredValue::Kind::kTensorList) {
+      flat_outputs.insert(flat_outputs.end(), v.tensors.begin(), v.tensors.end());
+      result.output_arity.push_back(static_cast<int64_t>(v.tensors.size()));
+    } else {
+      throw std::runtime_error("graph output " + out->debugName() + " is not a tensor");
+    }
+  }
+  if (flat_outputs.empty()) throw std::runtime_error("graph has no tensor outputs");
+  result.ir_module = bb.Finish(flat_outputs);
+  return result;
+}
+
+}  // namespace torch_tvm::convert

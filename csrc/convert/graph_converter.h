@@ -1,0 +1,28 @@
+// Lowers a straight-line TorchScript graph to a Relax IRModule.
+//
+// Called at the first run of a group with concrete inputs: tensor inputs
+// become Relax parameters with their concrete shapes, or constants when the
+// caller binds them (weights); every non-tensor input is a compile-time value.
+#pragma once
+
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <vector>
+
+#include "common/ffi_call.h"
+
+namespace torch_tvm::convert {
+
+struct ConvertedGraph {
+  ObjectRef ir_module;               // tvm.IRModule with a "main" function
+  std::vector<size_t> param_inputs;  // graph input index of each Relax parameter, in order
+  // For each graph output, how many flat Relax outputs it takes: -1 for a
+  // single tensor, n >= 0 for a list of n tensors.
+  std::vector<int64_t> output_arity;
+};
+
+// Raises std::runtime_error naming the op when a node cannot be converted.
+ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c10::IValue>& inputs,
+                            const std::vector<bool>& bind_as_constant);
+
+}  // namespace torch_tvm::convert

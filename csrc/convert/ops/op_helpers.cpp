@@ -1,0 +1,83 @@
+#include "convert/ops/op_helpers.h"
+
+#include <torch/csrc/jit/ir/constants.h>
+
+#include <stdexcept>
+
+namespace torch_tvm::convert {
+
+int64_t NormalizeDim(int64_t dim, int64_t ndim) {
+  int64_t wrapped = dim < 0 ? dim + ndim : dim;
+  if (wrapped < 0 || wrapped >= std::max<int64_t>(ndim, 1)) {
+    throw std::runtime_error("dim " + std::to_string(dim) + " out of range for rank " +
+                             std::to_string(ndim));
+  }
+  return wrapped;
+}
+
+Expr CastTo(RelaxBuilder& bb, const Expr& x, const std::string& dtype) {
+  if (bb.InfoOf(x).dtype == dtype) return x;
+  return bb.Op("astype", x, dtype);
+}
+
+static at::ScalarType ScalarTypeOf(const std::string& dtype) {
+  if (dtype == "float32") return at::kFloat;
+  if (dtype == "float64") return at::kDouble;
+  if (dtype == "float16") return at::kHalf;
+  if (dtype == "bfloat16") return at::kBFloat16;
+  if (dtype == "int64") return at::kLong;
+  if (dtype == "int32") return at::kInt;
+  if (dtype == "int16") return at::kShort;
+  if (dtype == "int8") return at::kChar;
+  if (dtype == "uint8") return at::kByte;
+  if (dtype == "bool") return at::kBool;
+  throw std::runtime_error("unsupported dtype " + dtype);
+}
+
+std::string PromotedDType(const ConvertContext& ctx, size_t a, size_t b) {
+  bool ta = ctx.IsTensor(a), tb = ctx.IsTensor(b);
+  if (ta && tb) {
+    auto da = ScalarTypeOf(ctx.Info(a).dtype), db = ScalarTypeOf(ctx.Info(b).dtype);
+    // 0-d tensors promote like scalars in torch.
+    bool za = ctx.Info(a).ndim() == 0, zb = ctx.Info(b).ndim() == 0;
+    if (za != zb) {
+      auto dim_t = za ? db : da, zero_t = za ? da : db;
+      if (at::isFloatingType(zero_t) && !at::isFloatingType(dim_t)) {
+        return RelaxDType(at::typeMetaToScalarType(at::get_default_dtype()));
+      }
+      return RelaxDType(dim_t);
+    }
+    return RelaxDType(at::promoteTypes(da, db));
+  }
+  size_t t = ta ? a : b, s = ta ? b : a;
+  if (!ctx.IsTensor(t)) throw std::runtime_error("binary op with two scalars");
+  auto dt = ScalarTypeOf(ctx.Info(t).dtype);
+  const auto& c = ctx.Constant(s);
+  if (c.isDouble() && !at::isFloatingType(dt)) {
+    return RelaxDType(at::typeMetaToScalarType(at::get_default_dtype()));
+  }
+  return RelaxDType(dt);
+}
+
+std::pair<Expr, Expr> BinaryOperands(ConvertContext& ctx, size_t a, size_t b) {
+  std::string dtype = PromotedDType(ctx, a, b);
+  Expr x = ctx.IsTensor(a) ? CastTo(ctx.bb, ctx.Tensor(a), dtype) : ctx.Tensor(a, dtype);
+  Expr y = ctx.IsTensor(b) ? CastTo(ctx.bb, ctx.Tensor(b), dtype) : ctx.Tensor(b, dtype);
+  return {x, y};
+}
+
+Expr Scaled(ConvertContext& ctx, const Expr& x, double scale) {
+  if (scale == 1.0) return x;
+  return ctx.bb.Op("multiply", x, ctx.bb.ScalarConstant(scale, ctx.bb.InfoOf(x).dtype));
+}
+
+SupportCheckFn RejectIfTrue(size_t index, std::string what) {
+  return [index, what](const torch::jit::Node* n) -> std::optional<std::string> {
+    auto v = torch::jit::toIValue(n->inputs().at(index));
+    if (!v || !v->isBool()) return what + " flag is not a constant";
+    if (v->toBool()) return what;
+    return std::nullopt;
+  };
+}
+
+}  // namespace torch_tvm::convert

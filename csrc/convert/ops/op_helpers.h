@@ -1,0 +1,31 @@
+// Small helpers shared by the converter families.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "convert/registry.h"
+
+namespace torch_tvm::convert {
+
+// Wraps a negative dim into [0, ndim).
+int64_t NormalizeDim(int64_t dim, int64_t ndim);
+
+// Converts a tensor-or-scalar operand to `dtype` when it is not already.
+Expr CastTo(RelaxBuilder& bb, const Expr& x, const std::string& dtype);
+
+// The dtype torch's type promotion gives `a op b` for two converter inputs,
+// honouring that a Python scalar does not promote a tensor's category.
+std::string PromotedDType(const ConvertContext& ctx, size_t a, size_t b);
+
+// Both operands of a binary op, cast to their promoted dtype.
+std::pair<Expr, Expr> BinaryOperands(ConvertContext& ctx, size_t a, size_t b);
+
+// `x * scale` unless scale == 1 (aten's alpha arguments).
+Expr Scaled(ConvertContext& ctx, const Expr& x, double scale);
+
+// A support check rejecting the node while its boolean argument `index` is a
+// constant true (dropout or batch_norm in training mode).
+SupportCheckFn RejectIfTrue(size_t index, std::string what);
+
+}  // namespace torch_tvm::convert

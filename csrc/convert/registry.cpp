@@ -1,0 +1,141 @@
+#include "convert/registry.h"
+
+#include <stdexcept>
+
+namespace torch_tvm::convert {
+
+using torch::jit::Node;
+
+LoweredValue LoweredValue::OfTensor(Expr e) {
+  LoweredValue v;
+  v.kind = Kind::kTensor;
+  v.tensor = std::move(e);
+  return v;
+}
+
+LoweredValue LoweredValue::OfTensorList(std::vector<Expr> es) {
+  LoweredValue v;
+  v.kind = Kind::kTensorList;
+  v.tensors = std::move(es);
+  return v;
+}
+
+LoweredValue LoweredValue::OfConstant(c10::IValue c) {
+  LoweredValue v;
+  v.kind = Kind::kConstant;
+  v.constant = std::move(c);
+  return v;
+}
+
+const LoweredValue& ConvertContext::Input(size_t i) const {
+  if (i >= inputs_.size()) {
+    throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) + " out of range");
+  }
+  return inputs_[i];
+}
+
+Expr ConvertContext::Tensor(size_t i, const std::string& scalar_dtype) const {
+  const auto& v = Input(i);
+  if (v.kind == LoweredValue::Kind::kTensor) return v.tensor;
+  if (v.kind == LoweredValue::Kind::kConstant) {
+    const auto& c = v.constant;
+    if (c.isDouble() || c.isInt() || c.isBool()) {
+      std::string dtype = scalar_dtype;
+      if (dtype.empty()) dtype = c.isDouble() ? "float32" : (c.isBool() ? "bool" : "int64");
+      return bb.ScalarConstant(c.toScalar().toDouble(), dtype);
+    }
+    if (c.isTensor()) return bb.Constant(c.toTensor());
+  }
+  throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) +
+                           " is not a tensor");
+}
+
+std::vector<Expr> ConvertContext::TensorList(size_t i) const {
+  const auto& v = Input(i);
+  if (v.kind == LoweredValue::Kind::kTensorList) return v.tensors;
+  if (v.kind == LoweredValue::Kind::kConstant && v.constant.isTensorList()) {
+    std::vector<Expr> out;
+    for (const at::Tensor& t : v.constant.toTensorVector()) out.push_back(bb.Constant(t));
+    return out;
+  }
+  throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) +
+                           " is not a tensor list");
+}
+
+bool ConvertContext::IsNone(size_t i) const {
+  const auto& v = Input(i);
+  return v.kind == LoweredValue::Kind::kConstant && v.constant.isNone();
+}
+
+const c10::IValue& ConvertContext::Constant(size_t i) const {
+  const auto& v = Input(i);
+  if (v.kind != LoweredValue::Kind::kConstant) {
+    throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) +
+                             " must be known at compile time");
+  }
+  return v.constant;
+}
+
+int64_t ConvertContext::Int(size_t i) const { return Constant(i).toInt(); }
+double ConvertContext::Double(size_t i) const { return Constant(i).toScalar().toDouble(); }
+bool ConvertContext::Bool(size_t i) const { return Constant(i).toBool(); }
+
+std::vector<int64_t> ConvertContext::Ints(size_t i) const {
+  const auto& c = Constant(i);
+  if (c.isInt()) return {c.toInt()};
+  return c.toIntVector();
+}
+
+ConverterRegistry& ConverterRegistry::Global() {
+  static ConverterRegistry registry;
+  return registry;
+}
+
+void ConverterRegistry::Register(const std::string& schema, ConvertFn fn, SupportCheckFn check) {
+  if (table_.count(schema)) {
+    throw std::logic_error("torch_tvm: two converters registered for " + schema);
+  }
+  table_[schema] = Converter{schema, std::move(fn), std::move(check)};
+}
+
+const Converter* ConverterRegistry::Find(const std::string& schema) const {
+  auto it = table_.find(schema);
+  return it == table_.end() ? nullptr : &it->second;
+}
+
+std::vector<std::string> ConverterRegistry::Schemas() const {
+  std::vector<std::string> out;
+  for (const auto& kv : table_) out.push_back(kv.first);
+  return out;
+}
+
+std::string SchemaKey(const Node* node) {
+  if (const auto* schema = node->maybeSchema()) {
+    const auto& name = schema->operator_name();
+    return name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
+  }
+  return node->kind().toQualString();
+}
+
+static bool IsTensorOrTensorList(const c10::TypePtr& type) {
+  if (type->isSubtypeOf(*c10::TensorType::get())) return true;
+  if (auto list = type->cast<c10::ListType>()) {
+    return list->getElementType()->isSubtypeOf(*c10::TensorType::get());
+  }
+  return false;
+}
+
+std::optional<std::string> UnsupportedReason(const Node* node) {
+  std::string key = SchemaKey(node);
+  const Converter* conv = ConverterRegistry::Global().Find(key);
+  if (!conv) return "no converter for " + key;
+  for (const auto* out : node->outputs()) {
+    if (!IsTensorOrTensorList(out->type())) {
+      return key + " produces a non-tensor value (" + out->type()->str() + ")";
+    }
+  }
+  if (conv->check) return conv->check(node);
+  return std::nullopt;
+}
+
+}  // namespace torch_tvm::convert

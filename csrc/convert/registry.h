@@ -1,0 +1,109 @@
+// The converter table: aten operator name (with overload) -> Relax lowering.
+//
+// One table serves every front door. TorchScript nodes and aten-level FX nodes
+// carry the same schema names ("aten::add.Tensor"), so a converter is written
+// once and looked up by that name. Each op family registers its converters
+// from its own file in ops/ through TORCH_TVM_CONVERTERS.
+#pragma once
+
+#include <torch/csrc/jit/ir/ir.h>
+
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "convert/relax_builder.h"
+
+namespace torch_tvm::convert {
+
+// What a TorchScript value is during conversion: a Relax tensor, a list of
+// Relax tensors, or a value known at compile time (ints, floats, lists, None).
+struct LoweredValue {
+  enum class Kind { kTensor, kTensorList, kConstant };
+  Kind kind = Kind::kConstant;
+  Expr tensor;
+  std::vector<Expr> tensors;
+  c10::IValue constant;
+
+  static LoweredValue OfTensor(Expr e);
+  static LoweredValue OfTensorList(std::vector<Expr> es);
+  static LoweredValue OfConstant(c10::IValue v);
+};
+
+// Gives a converter its node's inputs and takes its outputs.
+class ConvertContext {
+ public:
+  ConvertContext(RelaxBuilder& bb, const torch::jit::Node* node, std::vector<LoweredValue> inputs)
+      : bb(bb), node(node), inputs_(std::move(inputs)), outputs_(node->outputs().size()) {}
+
+  RelaxBuilder& bb;
+  const torch::jit::Node* node;
+
+  size_t NumInputs() const { return inputs_.size(); }
+  const LoweredValue& Input(size_t i) const;
+  // Input i as a tensor. A compile-time scalar becomes a 0-d constant of
+  // `scalar_dtype` (or float32/int64 by its kind when empty).
+  Expr Tensor(size_t i, const std::string& scalar_dtype = "") const;
+  std::vector<Expr> TensorList(size_t i) const;
+  bool IsTensor(size_t i) const { return Input(i).kind == LoweredValue::Kind::kTensor; }
+  bool IsNone(size_t i) const;
+  const c10::IValue& Constant(size_t i) const;
+  int64_t Int(size_t i) const;
+  double Double(size_t i) const;
+  bool Bool(size_t i) const;
+  std::vector<int64_t> Ints(size_t i) const;
+  TensorInfo Info(size_t i) const { return bb.InfoOf(Tensor(i)); }
+
+  void SetOutput(size_t i, Expr e) { outputs_.at(i) = LoweredValue::OfTensor(std::move(e)); }
+  void SetOutputList(size_t i, std::vector<Expr> es) {
+    outputs_.at(i) = LoweredValue::OfTensorList(std::move(es));
+  }
+  std::vector<LoweredValue>& Outputs() { return outputs_; }
+
+ private:
+  std::vector<LoweredValue> inputs_;
+  std::vector<LoweredValue> outputs_;
+};
+
+using ConvertFn = std::function<void(ConvertContext&)>;
+// Static check used by the partitioner: returns a reason when a node of a
+// supported operator still cannot be converted (e.g. dropout in training).
+using SupportCheckFn = std::function<std::optional<std::string>(const torch::jit::Node*)>;
+
+struct Converter {
+  std::string schema;  // "aten::add.Tensor"
+  ConvertFn convert;
+  SupportCheckFn check;
+};
+
+class ConverterRegistry {
+ public:
+  static ConverterRegistry& Global();
+  void Register(const std::string& schema, ConvertFn fn, SupportCheckFn check = nullptr);
+  const Converter* Find(const std::string& schema) const;
+  std::vector<std::string> Schemas() const;
+
+ private:
+  std::map<std::string, Converter> table_;
+};
+
+// "aten::add.Tensor" for a node with a schema, its kind otherwise.
+std::string SchemaKey(const torch::jit::Node* node);
+
+// Why `node` cannot go into a TVM group, or nullopt when it can.
+std::optional<std::string> UnsupportedReason(const torch::jit::Node* node);
+
+// Registers the converters of one op family at library load.
+struct ConverterRegistrar {
+  explicit ConverterRegistrar(void (*fn)(ConverterRegistry&)) { fn(ConverterRegistry::Global()); }
+};
+
+#define TORCH_TVM_CONVERTERS(family)                                   \
+  static void RegisterConverters_##family(::torch_tvm::convert::ConverterRegistry&); \
+  static ::torch_tvm::convert::ConverterRegistrar converter_registrar_##family(      \
+      &RegisterConverters_##family);                                   \
+  static void RegisterConverters_##family(::torch_tvm::convert::ConverterRegistry& reg)
+
+}  // namespace torch_tvm::convert

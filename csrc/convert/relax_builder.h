@@ -1,0 +1,70 @@
+// A thin C++ face over TVM's Relax BlockBuilder, reached through FFI globals.
+//
+// Converters only ever see this class: they emit `relax.op.*` calls and read
+// back the inferred tensor type of what they emitted. Keeping every FFI name in
+// one place means a TVM rename breaks one file, not every converter.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <vector>
+
+#include "common/ffi_call.h"
+
+namespace torch_tvm::convert {
+
+using Expr = ObjectRef;
+
+// The static type Relax inferred for a tensor expression.
+struct TensorInfo {
+  std::vector<int64_t> shape;  // -1 for a symbolic dimension
+  std::string dtype;           // e.g. "float32"
+  int64_t ndim() const { return static_cast<int64_t>(shape.size()); }
+};
+
+class RelaxBuilder {
+ public:
+  RelaxBuilder();
+
+  // A function parameter; call all of them before BeginFunction.
+  Expr Param(const std::string& name, const std::vector<int64_t>& shape, const std::string& dtype);
+  void BeginFunction(const std::vector<Expr>& params);
+
+  // Emits `value` as a dataflow binding and returns the bound variable, whose
+  // type TVM has inferred (so InfoOf works on it).
+  Expr Emit(const Expr& value);
+
+  // Calls `relax.op.<op>` with the given arguments and emits the result.
+  template <typename... Args>
+  Expr Op(const std::string& op, Args&&... args) {
+    return Emit(CallGlobal("relax.op." + op, std::forward<Args>(args)...));
+  }
+
+  // Closes the function with `outputs` and returns an IRModule whose "main"
+  // returns a single tensor or a tuple of tensors.
+  ObjectRef Finish(const std::vector<Expr>& outputs);
+
+  // Relax constants. The tensor is shared, not copied: tvm.compile copies
+  // constants into the executable.
+  Expr Constant(const at::Tensor& value);
+  Expr ScalarConstant(double value, const std::string& dtype);
+  Expr FloatImm(double value, const std::string& dtype);
+
+  Expr Tuple(const std::vector<Expr>& fields);
+  Expr TupleGetItem(const Expr& tuple, int64_t index);
+
+  TensorInfo InfoOf(const Expr& expr) const;
+
+ private:
+  ObjectRef bb_;
+  std::vector<Expr> params_;
+};
+
+// Helpers to build FFI arrays from C++ vectors.
+Array<int64_t> IntArray(const std::vector<int64_t>& values);
+
+// dtype name of a torch scalar type as Relax spells it ("float32", "int64", ...).
+std::string RelaxDType(at::ScalarType type);
+
+}  // namespace torch_tvm::convert

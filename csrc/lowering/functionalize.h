@@ -1,0 +1,12 @@
+// Rewrites in-place tensor ops (add_, relu_, ...) into their functional forms
+// where AliasDb proves no other value can observe the mutation. What is left
+// in place stays out of TVM groups, because TVM code writes fresh buffers.
+#pragma once
+
+#include <torch/csrc/jit/ir/ir.h>
+
+namespace torch_tvm::lowering {
+
+void Functionalize(const std::shared_ptr<torch::jit::Graph>& graph);
+
+}  // namespace torch_tvm::lowering

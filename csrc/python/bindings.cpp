@@ -1,0 +1,188 @@
+// Python bindings: thin wrappers only. Every behaviour lives in the stage
+// folders; this file converts arguments and results.
+#include <torch/csrc/jit/passes/freeze_module.h>
+#include <torch/csrc/jit/passes/inliner.h>
+#include <torch/extension.h>
+#include <tvm/ffi/reflection/registry.h>
+
+#include <mutex>
+#include <unordered_map>
+
+#include "common/group_symbols.h"
+#include "common/options.h"
+#include "compile/target.h"
+#include "convert/graph_converter.h"
+#include "convert/registry.h"
+#include "partition/fuse_supported_ops.h"
+#include "partition/tvm_pass.h"
+#include "runtime/group_runner.h"
+#include "lowering/functionalize.h"
+
+namespace py = pybind11;
+using namespace torch_tvm;
+
+namespace {
+
+// pybind11 and tvm-ffi each own their Python object model; an IRModule built in
+// C++ is handed to Python through this table and fetched with the tvm-ffi
+// global "torch_tvm._take_handoff".
+std::mutex handoff_mu;
+std::unordered_map<int64_t, ObjectRef> handoff;
+int64_t next_handoff = 0;
+
+int64_t Handoff(ObjectRef obj) {
+  std::lock_guard<std::mutex> lock(handoff_mu);
+  handoff[++next_handoff] = std::move(obj);
+  return next_handoff;
+}
+
+TVM_FFI_STATIC_INIT_BLOCK() {
+  tvm::ffi::reflection::GlobalDef().def("torch_tvm._take_handoff", [](int64_t key) -> ObjectRef {
+    std::lock_guard<std::mutex> lock(handoff_mu);
+    auto it = handoff.find(key);
+    if (it == handoff.end()) TVM_FFI_THROW(KeyError) << "no handoff object " << key;
+    ObjectRef obj = it->second;
+    handoff.erase(it);
+    return obj;
+  });
+}
+
+py::dict OptionsToDict(const Options& o) {
+  py::dict d;
+  d["enabled"] = o.enabled;
+  d["opt_level"] = o.opt_level;
+  d["strict"] = o.strict;
+  d["target"] = o.target;
+  d["num_threads"] = o.num_threads;
+  d["cache_size"] = o.cache_size;
+  d["min_group_size"] = o.min_group_size;
+  return d;
+}
+
+void CollectOutside(torch::jit::Block* block, py::list& outside, py::list& groups) {
+  for (torch::jit::Node* n : block->nodes()) {
+    for (torch::jit::Block* sub : n->blocks()) CollectOutside(sub, outside, groups);
+    if (n->kind() == CompilationGroupKind()) {
+      py::list ops;
+      for (const auto* inner : n->g(c10::attr::Subgraph)->nodes()) {
+        if (inner->kind() != c10::prim::Constant) ops.append(convert::SchemaKey(inner));
+      }
+      py::dict g;
+      g["id"] = n->hasAttribute(GroupIdAttr()) ? n->s(GroupIdAttr()) : std::string("?");
+      g["ops"] = ops;
+      groups.append(g);
+      continue;
+    }
+    auto kind = n->kind();
+    if (kind == c10::prim::Constant || kind == c10::prim::GetAttr ||
+        kind == c10::prim::ListConstruct || kind == c10::prim::ListUnpack ||
+        kind == c10::prim::TupleConstruct || kind == c10::prim::TupleUnpack ||
+        kind == c10::prim::If || kind == c10::prim::Loop || kind == c10::prim::BailOut ||
+        kind == c10::prim::BailoutTemplate || kind == c10::prim::TypeCheck ||
+        kind == c10::prim::RequiresGradCheck || kind == c10::prim::profile) {
+      continue;
+    }
+    py::dict d;
+    d["op"] = convert::SchemaKey(n);
+    auto reason = convert::UnsupportedReason(n);
+    if (!reason) {
+      reason = "supported, but left outside: group below min_group_size or a merge was not "
+               "provably safe (aliasing/mutation)";
+    }
+    d["reason"] = *reason;
+    outside.append(d);
+  }
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_C, m) {
+  m.doc() = "torch_tvm C++ core";
+
+  m.def("get_options", [] { return OptionsToDict(GetOptions()); });
+  m.def("set_options", [](bool enabled, int opt_level, bool strict, std::string target,
+                          int num_threads, int64_t cache_size, int64_t min_group_size) {
+    Options o;
+    o.enabled = enabled;
+    o.opt_level = opt_level;
+    o.strict = strict;
+    o.target = std::move(target);
+    o.num_threads = num_threads;
+    o.cache_size = cache_size;
+    o.min_group_size = min_group_size;
+    SetOptions(o);
+  });
+  m.def("install_pass", &partition::InstallPostPass);
+  m.def("remove_pass", &partition::RemovePostPass);
+  m.def("supported_ops", [] { return convert::ConverterRegistry::Global().Schemas(); });
+  m.def("host_cpu", &compile::HostCpuName);
+
+  m.def("run_tvm_pass", [](std::shared_ptr<torch::jit::Graph> graph) {
+    partition::RunTvmPass(graph);
+  });
+
+  m.def("explain_graph", [](std::shared_ptr<torch::jit::Graph> graph) {
+    py::list outside, groups;
+    CollectOutside(graph->block(), outside, groups);
+    py::dict d;
+    d["outside"] = outside;
+    d["groups"] = groups;
+    return d;
+  });
+
+  m.def("group_stats", [] {
+    py::list out;
+    for (const auto& r : runtime::LiveRunners()) {
+      const auto& s = r->stats();
+      py::dict d;
+      d["id"] = r->id();
+      d["ops"] = r->op_names();
+      d["calls"] = s.calls.load();
+      d["cache_hits"] = s.cache_hits.load();
+      d["cache_misses"] = s.cache_misses.load();
+      d["compiles"] = s.compiles.load();
+      d["compile_failures"] = s.compile_failures.load();
+      d["fallback_calls"] = s.fallback_calls.load();
+      d["input_copies"] = s.input_copies.load();
+      d["evictions"] = s.evictions.load();
+      d["compile_seconds"] = s.compile_ns.load() / 1e9;
+      d["cached_entries"] = r->cached_entries();
+      py::dict failures;
+      for (const auto& kv : r->failures()) failures[py::str(kv.first)] = kv.second;
+      d["failures"] = failures;
+      out.append(d);
+    }
+    return out;
+  });
+
+  // Whole-graph conversion for to_relax(): every node must be convertible.
+  m.def("graph_to_relax", [](std::shared_ptr<torch::jit::Graph> graph,
+                             std::vector<at::Tensor> tensors) {
+    auto g = graph->copy();
+    torch::jit::Inline(*g);
+    if (!g->inputs().empty() && g->inputs()[0]->type()->cast<c10::ClassType>()) {
+      TORCH_CHECK(!g->inputs()[0]->hasUses(),
+                  "to_relax: the module still reads attributes; freeze it first");
+      g->eraseInput(0);
+    }
+    lowering::Functionalize(g);
+    std::vector<std::string> problems;
+    for (const auto* n : g->nodes()) {
+      if (n->kind() == c10::prim::Constant) continue;
+      if (!n->blocks().empty()) {
+        problems.push_back(std::string(n->kind().toQualString()) + ": control flow");
+      } else if (auto why = convert::UnsupportedReason(n)) {
+        problems.push_back(*why);
+      }
+    }
+    if (!problems.empty()) {
+      std::string msg = "to_relax: the graph has nodes TVM cannot take:";
+      for (const auto& p : problems) msg += "\n  " + p;
+      TORCH_CHECK(false, msg);
+    }
+    std::vector<c10::IValue> inputs(tensors.begin(), tensors.end());
+    auto converted =
+        convert::ConvertGraph(*g, inputs, std::vector<bool>(inputs.size(), false));
+    return Handoff(converted.ir_module);
+  });
+}

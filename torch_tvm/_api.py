@@ -1,0 +1,54 @@
+"""The Python API: thin wrappers over the C++ core."""
+from __future__ import annotations
+
+import torch
+
+from . import _C
+
+_DEFAULTS = dict(opt_level=3, strict=False, target=None, num_threads=None, cache_size=16,
+                 min_group_size=2)
+
+
+def enable(opt_level: int = 3, strict: bool = False, target: str | None = None,
+           num_threads: int | None = None, cache_size: int = 16, min_group_size: int = 2) -> None:
+    """Turn on the TorchScript pass that runs supported subgraphs through TVM."""
+    if cache_size < 1:
+        raise ValueError("cache_size must be >= 1")
+    if min_group_size < 1:
+        raise ValueError("min_group_size must be >= 1")
+    if num_threads is not None and num_threads < 1:
+        raise ValueError("num_threads must be >= 1")
+    _C.set_options(True, int(opt_level), bool(strict), target or "", int(num_threads or 0),
+                   int(cache_size), int(min_group_size))
+    _C.install_pass()
+
+
+def disable() -> None:
+    """Turn the pass off. Plans already optimised keep their groups."""
+    o = _C.get_options()
+    _C.set_options(False, o["opt_level"], o["strict"], o["target"], o["num_threads"],
+                   o["cache_size"], o["min_group_size"])
+    _C.remove_pass()
+
+
+def is_enabled() -> bool:
+    return bool(_C.get_options()["enabled"])
+
+
+def supported_ops() -> list[str]:
+    """The converter table's keys: aten operator names with overloads."""
+    return list(_C.supported_ops())
+
+
+def stats() -> dict:
+    """Counters summed over every live compilation group, plus per group."""
+    groups = _C.group_stats()
+    keys = ["calls", "cache_hits", "cache_misses", "compiles", "compile_failures",
+            "fallback_calls", "input_copies", "evictions", "compile_seconds"]
+    total = {k: sum(g[k] for g in groups) for k in keys}
+    total["groups"] = groups
+    return total
+
+
+from ._explain import explain  # noqa: E402
+from ._relax import to_relax  # noqa: E402

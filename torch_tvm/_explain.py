@@ -1,0 +1,71 @@
+"""explain(): what ran in TVM, what fell back, and why."""
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from . import _C
+
+
+@dataclasses.dataclass
+class ExplainReport:
+    groups: list[dict]          # id, ops, and that group's counters
+    outside: list[dict]         # op, reason: nodes left to the PyTorch interpreter
+    totals: dict
+
+    @property
+    def num_fallbacks(self) -> int:
+        return sum(g.get("fallback_calls", 0) for g in self.groups)
+
+    def __str__(self) -> str:
+        lines = [f"torch_tvm: {len(self.groups)} TVM group(s), "
+                 f"{len(self.outside)} op(s) left to PyTorch"]
+        for g in self.groups:
+            ops = ", ".join(g["ops"])
+            lines.append(f"  group {g['id']}: {len(g['ops'])} ops [{ops}]")
+            lines.append(
+                f"    calls={g.get('calls', 0)} hits={g.get('cache_hits', 0)} "
+                f"misses={g.get('cache_misses', 0)} compiles={g.get('compiles', 0)} "
+                f"compile_time={g.get('compile_seconds', 0.0):.2f}s "
+                f"fallback_calls={g.get('fallback_calls', 0)} "
+                f"input_copies={g.get('input_copies', 0)}")
+            for spec, why in g.get("failures", {}).items():
+                lines.append(f"    FALLBACK for spec {spec[:80]}...: {why}")
+        for o in self.outside:
+            lines.append(f"  outside: {o['op']}: {o['reason']}")
+        return "\n".join(lines)
+
+
+def explain(module, inputs, runs: int = 3) -> ExplainReport:
+    """Run `module(*inputs)` under torch_tvm and report its partition.
+
+    The profiling executor optimises on the second call, so the module is run
+    `runs` (>= 2) times before the optimised graph is read.
+    """
+    if not isinstance(inputs, (list, tuple)):
+        inputs = (inputs,)
+    from ._api import enable, disable, is_enabled
+    was_enabled = is_enabled()
+    if not was_enabled:
+        enable()
+    try:
+        with torch.no_grad():
+            for _ in range(max(2, runs)):
+                module(*inputs)
+        graph = torch.jit.last_executed_optimized_graph()
+    finally:
+        if not was_enabled:
+            disable()
+    info = _C.explain_graph(graph)
+    by_id = {g["id"]: g for g in _C.group_stats()}
+    groups = []
+    for g in info["groups"]:
+        merged = dict(by_id.get(g["id"], {}))
+        merged["id"] = g["id"]
+        merged["ops"] = list(g["ops"])
+        groups.append(merged)
+    totals = {k: sum(g.get(k, 0) for g in groups)
+              for k in ("calls", "cache_hits", "cache_misses", "compiles", "fallback_calls",
+                        "input_copies", "compile_seconds")}
+    return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals)
