@@ -1,0 +1,79 @@
+// Inference normalisation: batch_norm (running statistics), layer_norm,
+// group_norm. Missing affine parameters become ones / zeros.
+#include <ATen/ATen.h>
+
+#include "convert/ops/op_helpers.h"
+
+namespace torch_tvm::convert {
+namespace {
+
+Expr Filled(ConvertContext& ctx, const std::vector<int64_t>& shape, double value,
+            const std::string& dtype) {
+  auto t = at::full(shape, value, at::TensorOptions().dtype(at::kFloat));
+  return CastTo(ctx.bb, ctx.bb.Constant(t), dtype);
+}
+
+Expr OptionalOr(ConvertContext& ctx, size_t i, const std::vector<int64_t>& shape, double value,
+                const std::string& dtype) {
+  return ctx.IsNone(i) ? Filled(ctx, shape, value, dtype) : ctx.Tensor(i);
+}
+
+// (input, weight?, bias?, running_mean?, running_var?, training, momentum, eps, cudnn)
+void BatchNorm(ConvertContext& ctx) {
+  if (ctx.IsNone(3) || ctx.IsNone(4)) throw std::runtime_error("needs running statistics");
+  RelaxBuilder& bb = ctx.bb;
+  Expr x = ctx.Tensor(0);
+  TensorInfo info = bb.InfoOf(x);
+  int64_t channels = info.shape.at(1);
+  Expr gamma = OptionalOr(ctx, 1, {channels}, 1.0, info.dtype);
+  Expr beta = OptionalOr(ctx, 2, {channels}, 0.0, info.dtype);
+  double eps = ctx.Double(7);
+  // y = x * (gamma / sqrt(var + eps)) + (beta - mean * scale); with bound
+  // weights FoldConstant reduces this to one multiply-add per element.
+  Expr scale = bb.Op("multiply", gamma,
+                     bb.Op("rsqrt", bb.Op("add", ctx.Tensor(4), bb.ScalarConstant(eps, info.dtype))));
+  Expr shift = bb.Op("subtract", beta, bb.Op("multiply", ctx.Tensor(3), scale));
+  std::vector<int64_t> shape(info.ndim(), 1);
+  shape[1] = channels;
+  Expr y = bb.Op("add", bb.Op("multiply", x, bb.Op("reshape", scale, IntArray(shape))),
+                 bb.Op("reshape", shift, IntArray(shape)));
+  ctx.SetOutput(0, y);
+}
+
+// (input, normalized_shape, weight?, bias?, eps, cudnn_enable)
+void LayerNorm(ConvertContext& ctx) {
+  Expr x = ctx.Tensor(0);
+  TensorInfo info = ctx.bb.InfoOf(x);
+  std::vector<int64_t> normalized = ctx.Ints(1);
+  std::vector<int64_t> axes;
+  for (size_t i = 0; i < normalized.size(); ++i) {
+    axes.push_back(info.ndim() - static_cast<int64_t>(normalized.size()) + i);
+  }
+  Expr gamma = OptionalOr(ctx, 2, normalized, 1.0, info.dtype);
+  Expr beta = OptionalOr(ctx, 3, normalized, 0.0, info.dtype);
+  ctx.SetOutput(0, ctx.bb.Op("nn.layer_norm", x, gamma, beta, IntArray(axes), ctx.Double(4), true,
+                             true));
+}
+
+// (input, num_groups, weight?, bias?, eps, cudnn_enabled)
+void GroupNorm(ConvertContext& ctx) {
+  Expr x = ctx.Tensor(0);
+  TensorInfo info = ctx.bb.InfoOf(x);
+  int64_t channels = info.shape.at(1);
+  std::vector<int64_t> axes;
+  for (int64_t i = 2; i < info.ndim(); ++i) axes.push_back(i);
+  Expr gamma = OptionalOr(ctx, 2, {channels}, 1.0, info.dtype);
+  Expr beta = OptionalOr(ctx, 3, {channels}, 0.0, info.dtype);
+  ctx.SetOutput(0, ctx.bb.Op("nn.group_norm", x, gamma, beta, ctx.Int(1), 1, IntArray(axes),
+                             ctx.Double(4), true, true));
+}
+
+}  // namespace
+
+TORCH_TVM_CONVERTERS(normalization) {
+  reg.Register("aten::batch_norm", BatchNorm, RejectIfTrue(5, "batch_norm in training mode"));
+  reg.Register("aten::layer_norm", LayerNorm);
+  reg.Register("aten::group_norm", GroupNorm);
+}
+
+}  // namespace torch_tvm::convert

@@ -1,0 +1,127 @@
+// Shape ops: flatten, reshape/view, contiguous, cat, chunk/split,
+// squeeze/unsqueeze, and the list plumbing (prim::ListConstruct/ListUnpack)
+// that carries tensor lists between them inside a group.
+#include "convert/ops/op_helpers.h"
+
+namespace torch_tvm::convert {
+namespace {
+
+void Reshape(ConvertContext& ctx) {
+  ctx.SetOutput(0, ctx.bb.Op("reshape", ctx.Tensor(0), IntArray(ctx.Ints(1))));
+}
+
+// (self, start_dim, end_dim)
+void Flatten(ConvertContext& ctx) {
+  TensorInfo info = ctx.Info(0);
+  if (info.ndim() == 0) {
+    ctx.SetOutput(0, ctx.bb.Op("reshape", ctx.Tensor(0), IntArray({1})));
+    return;
+  }
+  int64_t start = NormalizeDim(ctx.Int(1), info.ndim());
+  int64_t end = NormalizeDim(ctx.Int(2), info.ndim());
+  std::vector<int64_t> shape(info.shape.begin(), info.shape.begin() + start);
+  int64_t merged = 1;
+  for (int64_t i = start; i <= end; ++i) merged *= info.shape[i];
+  shape.push_back(merged);
+  shape.insert(shape.end(), info.shape.begin() + end + 1, info.shape.end());
+  ctx.SetOutput(0, ctx.bb.Op("reshape", ctx.Tensor(0), IntArray(shape)));
+}
+
+void Cat(ConvertContext& ctx) {
+  auto tensors = ctx.TensorList(0);
+  int64_t ndim = ctx.bb.InfoOf(tensors.at(0)).ndim();
+  ctx.SetOutput(0, ctx.bb.Op("concat", ctx.bb.Tuple(tensors), NormalizeDim(ctx.Int(1), ndim)));
+}
+
+// Splits `x` along `dim` at `sizes` boundaries and returns the pieces.
+std::vector<Expr> SplitSizes(ConvertContext& ctx, const Expr& x, const std::vector<int64_t>& sizes,
+                             int64_t dim) {
+  std::vector<int64_t> indices;
+  int64_t acc = 0;
+  for (size_t i = 0; i + 1 < sizes.size(); ++i) indices.push_back(acc += sizes[i]);
+  if (sizes.size() == 1) return {x};
+  Expr parts = ctx.bb.Op("split", x, IntArray(indices), dim);
+  std::vector<Expr> out;
+  for (size_t i = 0; i < sizes.size(); ++i) out.push_back(ctx.bb.TupleGetItem(parts, i));
+  return out;
+}
+
+// torch.split(x, split_size): equal pieces of split_size, the last smaller.
+void SplitEqual(ConvertContext& ctx, int64_t piece, int64_t dim) {
+  TensorInfo info = ctx.Info(0);
+  dim = NormalizeDim(dim, info.ndim());
+  int64_t n = info.shape[dim];
+  if (piece <= 0) throw std::runtime_error("split size must be positive");
+  std::vector<int64_t> sizes;
+  for (int64_t start = 0; start < n; start += piece) sizes.push_back(std::min(piece, n - start));
+  if (sizes.empty()) sizes.push_back(0);
+  ctx.SetOutputList(0, SplitSizes(ctx, ctx.Tensor(0), sizes, dim));
+}
+
+void Chunk(ConvertContext& ctx) {
+  TensorInfo info = ctx.Info(0);
+  int64_t dim = NormalizeDim(ctx.Int(2), info.ndim());
+  int64_t chunks = ctx.Int(1);
+  if (chunks <= 0) throw std::runtime_error("chunks must be positive");
+  int64_t piece = (info.shape[dim] + chunks - 1) / chunks;
+  SplitEqual(ctx, std::max<int64_t>(piece, 1), dim);
+}
+
+void SplitWithSizes(ConvertContext& ctx) {
+  TensorInfo info = ctx.Info(0);
+  int64_t dim = NormalizeDim(ctx.Int(2), info.ndim());
+  ctx.SetOutputList(0, SplitSizes(ctx, ctx.Tensor(0), ctx.Ints(1), dim));
+}
+
+// squeeze with no dims drops every size-1 dim; with dims, only those of size 1.
+void Squeeze(ConvertContext& ctx, std::optional<std::vector<int64_t>> dims) {
+  TensorInfo info = ctx.Info(0);
+  std::vector<int64_t> axes;
+  for (int64_t d = 0; d < info.ndim(); ++d) {
+    bool named = !dims;
+    if (dims) {
+      for (int64_t want : *dims) named |= NormalizeDim(want, info.ndim()) == d;
+    }
+    if (named && info.shape[d] == 1) axes.push_back(d);
+  }
+  if (axes.empty()) {
+    ctx.SetOutput(0, ctx.Tensor(0));
+    return;
+  }
+  ctx.SetOutput(0, ctx.bb.Op("squeeze", ctx.Tensor(0), IntArray(axes)));
+}
+
+void Unsqueeze(ConvertContext& ctx) {
+  int64_t dim = NormalizeDim(ctx.Int(1), ctx.Info(0).ndim() + 1);
+  ctx.SetOutput(0, ctx.bb.Op("expand_dims", ctx.Tensor(0), IntArray({dim})));
+}
+
+}  // namespace
+
+TORCH_TVM_CONVERTERS(shape) {
+  reg.Register("aten::reshape", Reshape);
+  reg.Register("aten::view", Reshape);
+  reg.Register("aten::flatten.using_ints", Flatten);
+  reg.Register("aten::contiguous", [](ConvertContext& c) { c.SetOutput(0, c.Tensor(0)); });
+  reg.Register("aten::cat", Cat);
+  reg.Register("aten::chunk", Chunk);
+  reg.Register("aten::split.Tensor", [](ConvertContext& c) { SplitEqual(c, c.Int(1), c.Int(2)); });
+  reg.Register("aten::split_with_sizes", SplitWithSizes);
+  reg.Register("aten::split.sizes", SplitWithSizes);
+  reg.Register("aten::squeeze", [](ConvertContext& c) { Squeeze(c, std::nullopt); });
+  reg.Register("aten::squeeze.dim", [](ConvertContext& c) { Squeeze(c, c.Ints(1)); });
+  reg.Register("aten::squeeze.dims", [](ConvertContext& c) { Squeeze(c, c.Ints(1)); });
+  reg.Register("aten::unsqueeze", Unsqueeze);
+  reg.Register("prim::ListConstruct", [](ConvertContext& c) {
+    std::vector<Expr> items;
+    for (size_t i = 0; i < c.NumInputs(); ++i) items.push_back(c.Tensor(i));
+    c.SetOutputList(0, items);
+  });
+  reg.Register("prim::ListUnpack", [](ConvertContext& c) {
+    auto items = c.TensorList(0);
+    if (items.size() != c.node->outputs().size()) throw std::runtime_error("list length mismatch");
+    for (size_t i = 0; i < items.size(); ++i) c.SetOutput(i, items[i]);
+  });
+}
+
+}  // namespace torch_tvm::convert
