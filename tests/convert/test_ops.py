@@ -1,0 +1,214 @@
+"""Per-op conversion checks, tinygrad style: one line per case.
+
+Each case is ``(name, "args: expression", input specs)``. The expression is
+turned into a real function (so it can be both traced and scripted), run
+through torch_tvm three times and compared with eager PyTorch. The op under
+test must end up inside a TVM group: no aten op may be left to the
+interpreter. min_group_size=1 so that a single op forms a group.
+"""
+from __future__ import annotations
+
+import linecache
+import random
+import zlib
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_tvm
+from conftest import (GROUP_KIND, assert_outputs_close, group_counters, jit, outside_aten_ops,
+                      run_jitted)
+
+# Shapes come from a seeded RNG: odd sizes, batch > 1.
+_R = random.Random(20240917)
+N = _R.choice([2, 3])                  # batch
+C = _R.choice([3, 5])                  # channels
+H = _R.choice([7, 9, 13])              # odd spatial sizes
+W = _R.choice([7, 11, 13])
+L = _R.choice([13, 15, 17])            # 1d length
+S = _R.choice([5, 7])                  # sequence length
+D = _R.choice([6, 10, 12])             # features
+O = _R.choice([4, 8])                  # output features / channels
+
+
+class I:  # noqa: E742  an int64 input drawn from [lo, hi)
+    def __init__(self, shape, lo=-9, hi=10):
+        self.shape, self.lo, self.hi = shape, lo, hi
+
+
+class P:  # a strictly positive float input (variances)
+    def __init__(self, shape):
+        self.shape = shape
+
+
+def make_input(spec, gen):
+    if isinstance(spec, I):
+        return torch.randint(spec.lo, spec.hi, spec.shape, generator=gen)
+    if isinstance(spec, P):
+        return torch.rand(spec.shape, generator=gen) + 0.5
+    return torch.randn(spec, generator=gen)
+
+
+CASES = [
+    # --- arithmetic --------------------------------------------------------
+    ("add", "x, y: x + y", [(N, C, H, W), (N, C, H, W)]),
+    ("add_broadcast", "x, y: x + y", [(N, C, H, W), (C, 1, W)]),
+    ("add_alpha", "x, y: torch.add(x, y, alpha=2.5)", [(N, D), (N, D)]),
+    ("add_scalar", "x: x + 1.5", [(N, S, D)]),
+    ("add_scalar_alpha", "x: torch.add(x, 2, alpha=3)", [(N, D)]),
+    ("add_int", "x, y: x + y", [I((N, D)), I((N, D))]),
+    ("sub", "x, y: x - y", [(N, C, H), (N, C, H)]),
+    ("sub_alpha", "x, y: torch.sub(x, y, alpha=0.5)", [(N, D), (D,)]),
+    ("sub_scalar", "x: x - 0.25", [(N, D)]),
+    ("rsub_scalar", "x: torch.rsub(x, 1.0)", [(N, D)]),
+    ("rsub_tensor_alpha", "x, y: torch.rsub(x, y, alpha=2)", [(N, D), (N, D)]),
+    ("rsub_scalar_alpha", "x: torch.rsub(x, 3.0, alpha=2)", [(N, D)]),
+    ("mul", "x, y: x * y", [(N, S, D), (N, S, D)]),
+    ("mul_broadcast", "x, y: x * y", [(N, S, D), (S, 1)]),
+    ("mul_scalar", "x: x * -3.0", [(N, S, D)]),
+    ("div", "x, y: x / y", [(N, D), P((N, D))]),
+    ("div_scalar", "x: x / 7", [(N, S, D)]),
+    ("div_int_tensors", "x, y: x / y", [I((N, D)), I((N, D), 1, 10)]),
+    ("div_int_by_scalar", "x: x / 4", [I((N, D))]),
+    ("mul_int_by_float_scalar", "x: x * 0.5", [I((N, D))]),
+    ("arith_chain", "x, y: (x + y) * (x - y) / 3.0", [(N, C, H, W), (N, C, H, W)]),
+    # --- convolution -------------------------------------------------------
+    ("conv2d", "x, w, b: F.conv2d(x, w, b)", [(N, C, H, W), (O, C, 3, 3), (O,)]),
+    ("conv2d_no_bias", "x, w: F.conv2d(x, w)", [(N, C, H, W), (O, C, 3, 3)]),
+    ("conv2d_stride_pad", "x, w, b: F.conv2d(x, w, b, stride=2, padding=1)", [(N, C, H, W), (O, C, 3, 3), (O,)]),
+    ("conv2d_asymmetric", "x, w, b: F.conv2d(x, w, b, stride=(2, 1), padding=(1, 2))", [(N, C, H, W), (O, C, 3, 5), (O,)]),
+    ("conv2d_dilation", "x, w, b: F.conv2d(x, w, b, padding=2, dilation=2)", [(N, C, H, W), (O, C, 3, 3), (O,)]),
+    ("conv2d_groups", "x, w, b: F.conv2d(x, w, b, padding=1, groups=3)", [(N, 6, H, W), (9, 2, 3, 3), (9,)]),
+    ("conv2d_depthwise", "x, w: F.conv2d(x, w, stride=2, groups=6)", [(N, 6, H, W), (6, 1, 3, 3)]),
+    ("conv2d_same_even_kernel", "x, w, b: F.conv2d(x, w, b, padding='same')", [(N, C, H, W), (O, C, 4, 4), (O,)]),
+    ("conv2d_same_dilation", "x, w: F.conv2d(x, w, padding='same', dilation=2)", [(N, C, H, W), (O, C, 3, 2)]),
+    ("conv2d_valid", "x, w, b: F.conv2d(x, w, b, padding='valid')", [(N, C, H, W), (O, C, 2, 3), (O,)]),
+    ("conv1d", "x, w, b: F.conv1d(x, w, b, stride=2, padding=1)", [(N, C, L), (O, C, 3), (O,)]),
+    ("conv1d_same_dilation", "x, w: F.conv1d(x, w, padding='same', dilation=2)", [(N, C, L), (O, C, 4)]),
+    ("conv1d_groups", "x, w, b: F.conv1d(x, w, b, groups=2, dilation=3)", [(N, 4, L), (6, 2, 3), (6,)]),
+    ("conv_transpose2d", "x, w, b: F.conv_transpose2d(x, w, b, stride=2, padding=1, output_padding=1)", [(N, C, H, W), (C, O, 3, 3), (O,)]),
+    ("conv_transpose2d_groups_dil", "x, w: F.conv_transpose2d(x, w, stride=(2, 3), padding=(0, 1), groups=2, dilation=2)", [(N, 4, H, W), (4, 3, 3, 2)]),
+    ("convolution", "x, w, b: torch.convolution(x, w, b, [2, 1], [1, 0], [1, 1], False, [0, 0], 1)", [(N, C, H, W), (O, C, 3, 3), (O,)]),
+    ("convolution_transposed", "x, w, b: torch.convolution(x, w, b, [2, 2], [1, 1], [1, 1], True, [1, 0], 1)", [(N, C, H, W), (C, O, 3, 3), (O,)]),
+    ("_convolution", "x, w, b: torch._convolution(x, w, b, [1, 1], [1, 1], [1, 1], False, [0, 0], 1, False, False, True, True)", [(N, C, H, W), (O, C, 3, 3), (O,)]),
+    # --- normalisation -----------------------------------------------------
+    ("batch_norm", "x, m, v, g, b: F.batch_norm(x, m, v, g, b, False, 0.1, 1e-5)", [(N, C, H, W), (C,), P((C,)), (C,), (C,)]),
+    ("batch_norm_no_affine", "x, m, v: F.batch_norm(x, m, v, eps=1e-3)", [(N, C, H, W), (C,), P((C,))]),
+    ("batch_norm_1d", "x, m, v, g, b: F.batch_norm(x, m, v, g, b)", [(N, C, L), (C,), P((C,)), (C,), (C,)]),
+    ("layer_norm", f"x, g, b: F.layer_norm(x, [{D}], g, b)", [(N, S, D), (D,), (D,)]),
+    ("layer_norm_no_affine_2d", f"x: F.layer_norm(x, [{H}, {W}], eps=1e-3)", [(N, C, H, W)]),
+    ("group_norm", "x, g, b: F.group_norm(x, 3, g, b)", [(N, 6, H, W), (6,), (6,)]),
+    ("group_norm_no_affine_1d", "x: F.group_norm(x, 2, eps=1e-3)", [(N, 4, L)]),
+    # --- activations -------------------------------------------------------
+    ("relu", "x: torch.relu(x)", [(N, C, H, W)]),
+    ("threshold", "x: F.threshold(x, 0.1, 20.0)", [(N, D)]),
+    ("clamp", "x: torch.clamp(x, -0.5, 0.75)", [(N, S, D)]),
+    ("clamp_min_only", "x: torch.clamp(x, min=-0.2)", [(N, S, D)]),
+    ("clamp_max_only", "x: torch.clamp(x, max=0.3)", [(N, S, D)]),
+    ("hardtanh", "x: F.hardtanh(x, -0.5, 1.5)", [(N, S, D)]),
+    ("sigmoid", "x: torch.sigmoid(x)", [(N, S, D)]),
+    ("tanh", "x: torch.tanh(x)", [(N, S, D)]),
+    ("gelu", "x: F.gelu(x)", [(N, S, D)]),
+    ("gelu_tanh", "x: F.gelu(x, approximate='tanh')", [(N, S, D)]),
+    ("silu", "x: F.silu(x)", [(N, S, D)]),
+    ("hardswish", "x: F.hardswish(x * 4.0)", [(N, S, D)]),
+    ("hardsigmoid", "x: F.hardsigmoid(x * 4.0)", [(N, S, D)]),
+    # --- pooling -----------------------------------------------------------
+    ("max_pool2d", "x: F.max_pool2d(x, 3, 2, 1)", [(N, C, H, W)]),
+    ("max_pool2d_ceil", "x: F.max_pool2d(x, 2, 2, ceil_mode=True)", [(N, C, H, W)]),
+    ("max_pool2d_floor", "x: F.max_pool2d(x, 2, 2, ceil_mode=False)", [(N, C, H, W)]),
+    ("max_pool2d_rect_dilation", "x: F.max_pool2d(x, (2, 3), (1, 2), (1, 1), dilation=2)", [(N, C, H, W)]),
+    ("avg_pool2d", "x: F.avg_pool2d(x, 3, 2, 1)", [(N, C, H, W)]),
+    ("avg_pool2d_no_pad_count", "x: F.avg_pool2d(x, 3, 2, 1, count_include_pad=False)", [(N, C, H, W)]),
+    ("avg_pool2d_ceil", "x: F.avg_pool2d(x, 2, 2, ceil_mode=True)", [(N, C, H, W)]),
+    ("avg_pool2d_ceil_pad_no_count", "x: F.avg_pool2d(x, 3, 2, 1, ceil_mode=True, count_include_pad=False)", [(N, C, H, W)]),
+    ("adaptive_avg_pool2d_1x1", "x: F.adaptive_avg_pool2d(x, 1)", [(N, C, H, W)]),
+    ("adaptive_avg_pool2d_uneven", "x: F.adaptive_avg_pool2d(x, (3, 2))", [(N, C, H, W)]),
+    # --- linear algebra ----------------------------------------------------
+    ("linear", "x, w, b: F.linear(x, w, b)", [(N, D), (O, D), (O,)]),
+    ("linear_no_bias_3d", "x, w: F.linear(x, w)", [(N, S, D), (O, D)]),
+    ("addmm", "b, x, y: torch.addmm(b, x, y, beta=0.5, alpha=2.0)", [(O,), (N, D), (D, O)]),
+    ("matmul_2d", "x, y: torch.matmul(x, y)", [(S, D), (D, O)]),
+    ("matmul_3d_2d", "x, y: torch.matmul(x, y)", [(N, S, D), (D, O)]),
+    ("matmul_batched", "x, y: x @ y", [(N, S, D), (N, D, O)]),
+    ("matmul_broadcast_4d", "x, y: x @ y", [(N, 2, S, D), (2, D, S)]),
+    ("mm", "x, y: torch.mm(x, y)", [(S, D), (D, O)]),
+    ("bmm", "x, y: torch.bmm(x, y)", [(N, S, D), (N, D, O)]),
+    ("t", "x: x.t() * 2.0", [(S, D)]),
+    ("transpose", "x: x.transpose(1, -1) + 1.0", [(N, S, D)]),
+    ("permute", "x: x.permute(0, 3, -3, 2) - 1.0", [(N, C, H, W)]),
+    # --- shape -------------------------------------------------------------
+    ("flatten", "x: torch.flatten(x, 1)", [(N, C, H, W)]),
+    ("flatten_middle", "x: torch.flatten(x, 1, 2)", [(N, C, H, W)]),
+    ("reshape", f"x: x.reshape(-1, {W})", [(N, C, H, W)]),
+    ("view", f"x: x.view({N}, -1) * 2.0", [(N, C, H, W)]),
+    ("contiguous", "x: x.transpose(0, 1).contiguous()", [(N, S, D)]),
+    ("cat3", "x, y, z: torch.cat([x, y, z], 1)", [(N, 2, H), (N, 3, H), (N, 1, H)]),
+    ("cat_negative_dim", "x, y: torch.cat([x, y], -1)", [(N, S, D), (N, S, 3)]),
+    ("chunk_uneven", "x: torch.chunk(x, 3, 1)", [(N, 7, D)]),
+    ("chunk_fewer_pieces", "x: torch.chunk(x, 4, -1)", [(N, S, 5)]),
+    ("split_int", "x: torch.split(x, 5, 2)", [(N, C, 13)]),
+    ("split_sizes", "x: torch.split(x, [2, 3, 2], 1)", [(N, 7, D)]),
+    ("squeeze_all", "x: torch.squeeze(x) + 1.0", [(N, 1, D, 1)]),
+    ("squeeze_dim", "x: torch.squeeze(x, 1) + 1.0", [(N, 1, D)]),
+    ("squeeze_non_one_dim", "x: torch.squeeze(x, 2) + 1.0", [(N, 1, D)]),
+    ("unsqueeze", "x: torch.unsqueeze(x, 0) + torch.unsqueeze(x, -1)", [(D,)]),
+    # --- reductions and friends -------------------------------------------
+    ("mean_dim", "x: torch.mean(x, [2, 3])", [(N, C, H, W)]),
+    ("mean_keepdim", "x: torch.mean(x, -1, keepdim=True)", [(N, S, D)]),
+    ("sum_dim", "x: torch.sum(x, 1)", [(N, S, D)]),
+    ("sum_dims_keepdim", "x: torch.sum(x, [-1, 0], keepdim=True)", [(N, S, D)]),
+    ("softmax", "x: torch.softmax(x, -1)", [(N, S, D)]),
+    ("softmax_dim1", "x: torch.softmax(x, 1)", [(N, C, H, W)]),
+    ("log_softmax", "x: torch.log_softmax(x, -2)", [(N, S, D)]),
+    ("max_dim_keepdim", "x: torch.max(x, 1, keepdim=True)", [(N, S, D)]),
+    ("max_dim", "x: torch.max(x, -1)", [(N, S, D)]),
+    ("max_dim_indices_used", "x: torch.max(x, 2)[1] + 1", [(N, S, D)]),
+    ("dropout_eval", "x: F.dropout(x, 0.5, False) * 2.0", [(N, S, D)]),
+    ("feature_dropout_eval", "x: torch.feature_dropout(x, 0.5, False) + 1.0", [(N, C, H, W)]),
+]
+
+
+def _make_fn(name, sig_expr):
+    """A real Python function (source in linecache, so scriptable)."""
+    sig, expr = sig_expr.split(":", 1)
+    fname = "case_" + name
+    src = f"def {fname}({sig.strip()}):\n    return {expr.strip()}\n"
+    filename = f"<torch_tvm op case {name}>"
+    linecache.cache[filename] = (len(src), None, src.splitlines(True), filename)
+    namespace = {"torch": torch, "F": F, "__name__": "torch_tvm_op_cases"}
+    exec(compile(src, filename, "exec"), namespace)
+    return namespace[fname]
+
+
+def test_case_table_is_well_formed():
+    names = [c[0] for c in CASES]
+    assert len(names) == len(set(names)), "duplicate case names"
+    assert min(N, C, H, W) >= 2 and (H % 2, W % 2) != (0, 0)
+
+
+@pytest.fixture(autouse=True)
+def _single_op_groups(tvm_enabled):
+    torch_tvm.enable(min_group_size=1)
+
+
+@pytest.mark.parametrize("mode", ["trace", "script"])
+@pytest.mark.parametrize("name,sig_expr,specs", CASES, ids=[c[0] for c in CASES])
+def test_op(name, sig_expr, specs, mode):
+    fn = _make_fn(name, sig_expr)
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    inputs = [make_input(s, gen) for s in specs]
+    with torch.no_grad():
+        expected = fn(*inputs)
+    module = jit(fn, inputs, script=(mode == "script"))
+    out, graph = run_jitted(module, *inputs, calls=3)
+    assert GROUP_KIND in str(graph), f"no TVM group formed:\n{graph}"
+    left = outside_aten_ops(graph)
+    assert not left, f"ops left to PyTorch: {left}\n{graph}"
+    assert_outputs_close(out, expected, rtol=1e-4, atol=1e-5)
+    # The values came from TVM, not from a PyTorch fallback.
+    counters = group_counters(graph)
+    assert counters, "the graph's groups are not in torch_tvm.stats()"
+    for gid, c in counters.items():
+        assert c["fallback_calls"] == 0 and c["compiles"] >= 1, (gid, c["failures"])

@@ -1,0 +1,94 @@
+// The partition pass on hand-written graphs.
+#include <gtest/gtest.h>
+#include <torch/csrc/jit/ir/irparser.h>
+
+#include "common/group_symbols.h"
+#include "partition/fuse_supported_ops.h"
+
+using torch_tvm::CompilationGroupKind;
+using torch_tvm::partition::FuseSupportedOps;
+using torch_tvm::partition::GroupComputeSize;
+
+namespace {
+std::shared_ptr<torch::jit::Graph> Parse(const std::string& ir) {
+  auto g = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, g.get());
+  return g;
+}
+std::vector<torch::jit::Node*> Groups(torch::jit::Block* b) {
+  std::vector<torch::jit::Node*> out;
+  for (auto* n : b->nodes()) {
+    if (n->kind() == CompilationGroupKind()) out.push_back(n);
+  }
+  return out;
+}
+int Count(torch::jit::Block* b, const char* kind) {
+  int c = 0;
+  for (auto* n : b->nodes()) c += std::string(n->kind().toQualString()) == kind;
+  return c;
+}
+const char* kChain = R"IR(
+graph(%x : Tensor, %y : Tensor):
+  %one : int = prim::Constant[value=1]()
+  %a : Tensor = aten::add(%x, %y, %one)
+  %b : Tensor = aten::relu(%a)
+  %c : Tensor = aten::erfinv(%b)
+  %d : Tensor = aten::sigmoid(%c)
+  %e : Tensor = aten::tanh(%d)
+  return (%e))IR";
+}  // namespace
+
+TEST(Partition, UnsupportedOpSplitsTheChain) {
+  auto g = Parse(kChain);
+  FuseSupportedOps(g, 2);
+  auto groups = Groups(g->block());
+  ASSERT_EQ(groups.size(), 2u);
+  EXPECT_EQ(GroupComputeSize(groups[0]), 2);
+  EXPECT_EQ(GroupComputeSize(groups[1]), 2);
+  EXPECT_EQ(Count(g->block(), "aten::erfinv"), 1);
+}
+
+TEST(Partition, MinGroupSizeDissolvesSmallGroups) {
+  auto g = Parse(kChain);
+  FuseSupportedOps(g, 3);
+  EXPECT_TRUE(Groups(g->block()).empty());
+  EXPECT_EQ(Count(g->block(), "aten::relu"), 1);
+}
+
+TEST(Partition, GroupsInsideBlocks) {
+  auto g = Parse(R"IR(
+graph(%x : Tensor, %c : bool):
+  %r : Tensor = prim::If(%c)
+    block0():
+      %a : Tensor = aten::relu(%x)
+      %b : Tensor = aten::sigmoid(%a)
+      -> (%b)
+    block1():
+      %d : Tensor = aten::tanh(%x)
+      %e : Tensor = aten::relu(%d)
+      -> (%e)
+  return (%r))IR");
+  FuseSupportedOps(g, 2);
+  torch::jit::Node* if_node = nullptr;
+  for (auto* n : g->nodes()) {
+    if (n->kind() == c10::prim::If) if_node = n;
+  }
+  ASSERT_NE(if_node, nullptr);
+  EXPECT_EQ(Groups(if_node->blocks()[0]).size(), 1u);
+  EXPECT_EQ(Groups(if_node->blocks()[1]).size(), 1u);
+}
+
+TEST(Partition, NeverGroupsAroundAnObservableMutation) {
+  auto g = Parse(R"IR(
+graph(%x : Tensor):
+  %one : int = prim::Constant[value=1]()
+  %a : Tensor = aten::relu(%x)
+  %b : Tensor = aten::sigmoid(%a)
+  %c : Tensor = aten::add_(%a, %b, %one)
+  %d : Tensor = aten::tanh(%b)
+  return (%c, %d))IR");
+  FuseSupportedOps(g, 1);
+  // %a is written in place, so relu (which produces it) must stay outside.
+  EXPECT_EQ(Count(g->block(), "aten::relu"), 1);
+  EXPECT_EQ(Count(g->block(), "aten::add_"), 1);
+}

@@ -1,0 +1,68 @@
+// The converter registry: keys, lookups, support checks.
+#include <gtest/gtest.h>
+#include <torch/csrc/jit/ir/irparser.h>
+
+#include <algorithm>
+
+#include "convert/registry.h"
+
+using namespace torch_tvm::convert;
+
+namespace {
+std::shared_ptr<torch::jit::Graph> Parse(const std::string& ir) {
+  auto g = std::make_shared<torch::jit::Graph>();
+  torch::jit::parseIR(ir, g.get());
+  return g;
+}
+torch::jit::Node* FirstOf(const std::shared_ptr<torch::jit::Graph>& g, const char* kind) {
+  for (auto* n : g->nodes()) {
+    if (std::string(n->kind().toQualString()) == kind) return n;
+  }
+  return nullptr;
+}
+}  // namespace
+
+TEST(Registry, CoversTheFoundationOps) {
+  auto schemas = ConverterRegistry::Global().Schemas();
+  for (const char* s : {"aten::add.Tensor", "aten::_convolution", "aten::batch_norm",
+                        "aten::layer_norm", "aten::max_pool2d", "aten::linear", "aten::matmul",
+                        "aten::cat", "aten::chunk", "aten::softmax.int", "aten::max.dim",
+                        "aten::dropout", "aten::hardswish", "aten::conv_transpose2d.input"}) {
+    EXPECT_NE(std::find(schemas.begin(), schemas.end(), s), schemas.end()) << s;
+  }
+}
+
+TEST(Registry, DuplicateRegistrationIsRejected) {
+  EXPECT_THROW(ConverterRegistry::Global().Register("aten::relu", [](ConvertContext&) {}),
+               std::logic_error);
+}
+
+TEST(Registry, SchemaKeyIncludesOverload) {
+  auto g = Parse(R"IR(
+graph(%x : Tensor, %y : Tensor):
+  %one : int = prim::Constant[value=1]()
+  %z : Tensor = aten::add(%x, %y, %one)
+  %r : Tensor = aten::relu(%z)
+  return (%r))IR");
+  EXPECT_EQ(SchemaKey(FirstOf(g, "aten::add")), "aten::add.Tensor");
+  EXPECT_EQ(SchemaKey(FirstOf(g, "aten::relu")), "aten::relu");
+  EXPECT_FALSE(UnsupportedReason(FirstOf(g, "aten::add")).has_value());
+}
+
+TEST(Registry, ReasonsNameTheProblem) {
+  auto g = Parse(R"IR(
+graph(%x : Tensor):
+  %p : float = prim::Constant[value=0.5]()
+  %train : bool = prim::Constant[value=1]()
+  %d : Tensor = aten::dropout(%x, %p, %train)
+  %e : Tensor = aten::erfinv(%d)
+  %n : int = aten::dim(%e)
+  return (%n))IR");
+  auto dropout = UnsupportedReason(FirstOf(g, "aten::dropout"));
+  ASSERT_TRUE(dropout.has_value());
+  EXPECT_NE(dropout->find("training"), std::string::npos);
+  auto erfinv = UnsupportedReason(FirstOf(g, "aten::erfinv"));
+  ASSERT_TRUE(erfinv.has_value());
+  EXPECT_NE(erfinv->find("no converter for aten::erfinv"), std::string::npos);
+  ASSERT_TRUE(UnsupportedReason(FirstOf(g, "aten::dim")).has_value());
+}
