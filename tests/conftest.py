@@ -7,6 +7,7 @@ Every test runs with torch_tvm enabled at its defaults (autouse fixture
 from __future__ import annotations
 
 import sys
+import types
 import warnings
 from pathlib import Path
 
@@ -119,16 +120,34 @@ def summed_counters(graph, key):
 # ----------------------------------------------------------------------------
 # running through torch_tvm
 
+def fresh_function(fn):
+    """A new function object with ``fn``'s code.
+
+    torch.jit.script caches per function object, so scripting the same
+    function twice shares one graph executor (its optimised plan, its groups
+    and their compile caches). Tests script a fresh copy to stay independent.
+    """
+    copy = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__,
+                              fn.__closure__)
+    copy.__annotations__ = dict(fn.__annotations__)
+    copy.__qualname__, copy.__module__ = fn.__qualname__, fn.__module__
+    return copy
+
+
 def jit(fn, inputs, script=False):
     """torch.jit.script (script=True) or torch.jit.trace ``fn`` on ``inputs``."""
-    if script:
-        if isinstance(fn, (torch.jit.ScriptFunction, torch.jit.ScriptModule)):
-            return fn
-        return torch.jit.script(fn)
+    if isinstance(fn, (torch.jit.ScriptFunction, torch.jit.ScriptModule)):
+        return fn
     if isinstance(fn, torch.nn.Module):
         fn = fn.eval()
-    with torch.no_grad():
-        return torch.jit.trace(fn, tuple(inputs), check_trace=False)
+    elif isinstance(fn, types.FunctionType):
+        fn = fresh_function(fn)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        if script:
+            return torch.jit.script(fn)
+        with torch.no_grad():
+            return torch.jit.trace(fn, tuple(inputs), check_trace=False)
 
 
 def run_jitted(module, *inputs, calls=3):

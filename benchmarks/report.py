@@ -1,0 +1,328 @@
+"""Markdown report, console summary, environment capture and chart."""
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import subprocess
+
+import peers as P
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+PACKAGES = ["torch", "torchvision", "apache-tvm", "apache-tvm-ffi", "torch_tvm", "numpy",
+            "onnx", "onnxruntime", "onnxscript", "openvino", "transformers", "matplotlib"]
+SHORT = {"eager": "eager", "ts_default": "TS", "ts_freeze": "TS freeze+ofi",
+         "inductor": "inductor", "onnxruntime": "ORT", "openvino": "OpenVINO",
+         "relax_dynamo": "relax_dynamo", "torch_tvm": "torch_tvm"}
+
+
+def cfg_name(r: dict) -> str:
+    return f"{r['model']} b{r['batch']} t{r['threads']}"
+
+
+def median(r: dict, key: str):
+    p = r.get("peers", {}).get(key)
+    if p and p.get("status") == "ok" and p.get("median_ms"):
+        return p["median_ms"]
+    return None
+
+
+def speedups(r: dict, key: str):
+    m = median(r, key)
+    ts, ind = median(r, "ts_default"), median(r, "inductor")
+    return (ts / m if (m and ts) else None, ind / m if (m and ind) else None)
+
+
+def fmt(v, spec=".2f", none="–"):
+    return none if v is None else format(v, spec)
+
+
+def fmt_ms(v):
+    if v is None:
+        return "–"
+    return f"{v:.3f}" if v < 1 else (f"{v:.2f}" if v < 100 else f"{v:.0f}")
+
+
+def fmt_x(v):
+    if v is None:
+        return "–"
+    return f"{v:.2f}x" if v >= 0.1 else f"{v:.3f}x"
+
+
+def status_cell(p: dict | None) -> str:
+    if p is None:
+        return "not run"
+    if p.get("status") == "ok":
+        return "ok"
+    return f"{p.get('status', 'error')}: {esc(p.get('error', ''))}"
+
+
+def esc(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def console_summary(r: dict) -> str:
+    if r.get("fatal"):
+        return f"    FATAL: {r['fatal']}"
+    if r.get("kind") == "overhead":
+        pe = r["peers"]
+        s = "    " + ", ".join(f"{k} {v['median_us']:.1f} us" for k, v in pe.items())
+        if "torch_tvm_error" in r:
+            s += f"; torch_tvm: {r['torch_tvm_error']}"
+        return s
+    lines = []
+    for k in P.PEER_ORDER:
+        p = r["peers"].get(k)
+        if not p:
+            continue
+        if p["status"] == "ok" and "median_ms" in p:
+            sp_ts, sp_ind = speedups(r, k)
+            lines.append(f"    {k:13s} median {fmt_ms(p['median_ms']):>8s} ms  p90 "
+                         f"{fmt_ms(p['p90_ms']):>8s}  n={p['n']:<3d} vsTS {fmt_x(sp_ts):>7s}"
+                         f"  first {p['first_call_s']:.2f} s  diff "
+                         f"{fmt(p.get('max_abs_diff'), '.1e')}")
+        else:
+            lines.append(f"    {k:13s} {p['status']}: {p.get('error', '')[:150]}")
+    return "\n".join(lines)
+
+
+def _cmd(args):
+    try:
+        return subprocess.run(args, capture_output=True, text=True, timeout=20).stdout.strip()
+    except Exception:  # noqa: BLE001
+        return ""
+
+
+def environment() -> dict:
+    from importlib import metadata
+
+    env = {}
+    cpu, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and not cpu:
+                    cpu = line.split(":", 1)[1].strip()
+                if line.startswith("flags") and not flags:
+                    flags = set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    env["cpu"] = cpu or platform.processor()
+    env["cpu_flags"] = " ".join(sorted(f for f in flags if f.startswith(("avx512f", "avx512_bf16",
+                                "avx512_vnni", "amx", "avx2", "fma"))))
+    env["logical_cpus"] = os.cpu_count()
+    try:
+        with open("/proc/meminfo") as f:
+            kb = int(f.readline().split()[1])
+        env["memory_gib"] = round(kb / 2**20, 1)
+    except (OSError, ValueError, IndexError):
+        pass
+    env["os"] = platform.platform()
+    env["python"] = platform.python_version()
+    vers = {}
+    for p in PACKAGES:
+        try:
+            vers[p] = metadata.version(p)
+        except metadata.PackageNotFoundError:
+            vers[p] = "not installed"
+    env["packages"] = vers
+    env["git"] = _cmd(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"])
+    dirty = _cmd(["git", "-C", ROOT, "status", "--porcelain", "--", "csrc", "torch_tvm"])
+    env["git_dirty_core"] = bool(dirty)
+    try:
+        import torch
+
+        info = torch.__config__.parallel_info().splitlines()
+        env["torch_parallel"] = "; ".join(ln.strip() for ln in info
+                                          if "OpenMP" in ln or "backend" in ln.lower())[:200]
+    except Exception:  # noqa: BLE001
+        pass
+    return env
+
+
+def chart(results: list[dict], path: str) -> bool:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except Exception:  # noqa: BLE001
+        return False
+    rows = [r for r in results if r.get("kind") == "model" and not r.get("fatal")]
+    if not rows:
+        return False
+    keys = [k for k in P.PEER_ORDER if k != "ts_default"]
+    keys = [k for k in keys if any(k in r.get("peers", {}) for r in rows)]
+    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(rows) + 3), 5.5))
+    width = 0.8 / max(1, len(keys))
+    cmap = plt.get_cmap("tab10")
+    vals_all = []
+    for j, k in enumerate(keys):
+        xs, ys = [], []
+        for i, r in enumerate(rows):
+            sp, _ = speedups(r, k)
+            if sp is not None:
+                xs.append(i - 0.4 + width * (j + 0.5))
+                ys.append(sp)
+                vals_all.append(sp)
+        ax.bar(xs, ys, width=width, label=SHORT[k], color=cmap(j % 10))
+    lo = min(vals_all + [0.5]) / 1.5
+    for j, k in enumerate(keys):
+        for i, r in enumerate(rows):
+            p = r["peers"].get(k)
+            if p is not None and speedups(r, k)[0] is None:
+                ax.text(i - 0.4 + width * (j + 0.5), lo * 1.15, "x", ha="center",
+                        va="bottom", color=cmap(j % 10), fontsize=9, fontweight="bold")
+    ax.axhline(1.0, color="black", lw=0.8, ls="--")
+    ax.set_yscale("log")
+    ax.set_ylim(bottom=lo)
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([cfg_name(r) for r in rows], rotation=30, ha="right")
+    ax.set_ylabel("speedup vs TorchScript trace (median latency ratio, log)")
+    ax.set_title("CPU inference speedup vs TorchScript default (higher is better; "
+                 "x = peer failed)")
+    ax.legend(ncol=4, fontsize=8, loc="upper left")
+    ax.grid(axis="y", which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
+    env, st = meta["env"], meta["settings"]
+    rows = [r for r in results if r.get("kind") == "model"]
+    over = [r for r in results if r.get("kind") == "overhead"]
+    keys = [k for k in P.PEER_ORDER if k in st["peers"]]
+    out = []
+    w = out.append
+    w("# Benchmarks: torch_tvm vs other CPU inference paths\n")
+    w(f"Generated by `{meta['command']}` on {meta['started_utc']} "
+      f"(total {meta['total_s'] / 60:.1f} min). Do not edit by hand: rerun the command.\n")
+    w("Each model configuration ran in one fresh process; inside it all peers were "
+      "prepared, warmed up, then timed round-robin (one iteration of each peer in turn). "
+      "Latencies are per forward call, fp32, random weights. Speedups are median/median "
+      "ratios (>1 = faster than the reference). See "
+      "[benchmarks/README.md](benchmarks/README.md) for the method.\n")
+    w("## Environment\n")
+    w(f"- CPU: {env.get('cpu')} ({env.get('logical_cpus')} logical CPUs, "
+      f"{env.get('memory_gib', '?')} GiB RAM); flags: {env.get('cpu_flags')}")
+    w(f"- OS: {env.get('os')}; Python {env.get('python')}")
+    w(f"- torch parallel backend: {env.get('torch_parallel', '?')}")
+    w("- packages: " + ", ".join(f"{k}=={v}" for k, v in env["packages"].items()))
+    w(f"- torch_tvm: repo commit {env.get('git') or '?'}"
+      + (" (csrc/ or torch_tvm/ had uncommitted changes)" if env.get("git_dirty_core")
+         else ""))
+    w(f"- settings: max {st['iters']} timed iters/peer; stop after {st['peer_budget']:g} s "
+      f"once >= {st['min_iters']} iters; hard cap {st['peer_cap']:g} s/peer (>= 1 iter); "
+      f"warm-up {st['warmup']} calls (<= {st['warmup_budget']:g} s); "
+      f"{st['gap_ms']:g} ms idle gap between calls; relax_dynamo box "
+      f"{st['relax_dynamo_timeout']:g} s; inductor cache {st['inductor_cache']}\n")
+
+    if rows:
+        w("## Summary: median latency (ms)\n")
+        w("| config | " + " | ".join(SHORT[k] for k in keys) + " |")
+        w("|---|" + "---:|" * len(keys))
+        for r in rows:
+            if r.get("fatal"):
+                w(f"| {cfg_name(r)} | " + " | ".join(["fatal"] * len(keys)) + " |")
+                continue
+            cells = []
+            for k in keys:
+                p = r["peers"].get(k)
+                m = median(r, k)
+                cells.append(fmt_ms(m) if m is not None else
+                             ("–" if p is None else p.get("status", "error")))
+            w(f"| {cfg_name(r)} | " + " | ".join(cells) + " |")
+        w("")
+        w("## Summary: speedup vs TorchScript default (trace)\n")
+        w("| config | " + " | ".join(SHORT[k] for k in keys) + " |")
+        w("|---|" + "---:|" * len(keys))
+        for r in rows:
+            if r.get("fatal"):
+                continue
+            cells = []
+            for k in keys:
+                sp, _ = speedups(r, k)
+                p = r["peers"].get(k)
+                cells.append(fmt_x(sp) if sp is not None else
+                             ("–" if p is None else p.get("status", "error")))
+            w(f"| {cfg_name(r)} | " + " | ".join(cells) + " |")
+        w("")
+        if chart_rel:
+            w(f"![speedup vs TorchScript default]({chart_rel})\n")
+
+    if over:
+        w("## torch_tvm fixed overhead of a tiny group call\n")
+        w("`torch.jit.trace(lambda x: torch.relu(x + 1))` on a 1x8 fp32 tensor: one "
+          "TVM group of two ops. Median over rounds of back-to-back calls (per call).\n")
+        w("| threads | eager (us) | TorchScript (us) | torch_tvm (us) | torch_tvm - eager (us)"
+          " | torch_tvm - TorchScript (us) | notes |")
+        w("|---:|---:|---:|---:|---:|---:|---|")
+        for r in over:
+            if r.get("fatal"):
+                w(f"| {r['threads']} | – | – | – | – | – | fatal: {esc(r['fatal'])} |")
+                continue
+            pe = r["peers"]
+
+            def us(k):
+                return fmt(pe[k]["median_us"], ".2f") if k in pe else "–"
+            note = r.get("torch_tvm_error", "")
+            if "torch_tvm_groups" in r:
+                note = (f"{r['torch_tvm_groups']} group(s), max abs diff "
+                        f"{fmt(r.get('max_abs_diff'), '.1e')}; "
+                        f"{pe['eager']['rounds']} rounds x {pe['eager']['calls_per_round']}"
+                        " calls")
+            w(f"| {r['threads']} | {us('eager')} | {us('ts_default')} | {us('torch_tvm')} | "
+              f"{fmt(r.get('overhead_vs_eager_us'), '.2f')} | "
+              f"{fmt(r.get('overhead_vs_ts_us'), '.2f')} | {esc(note)} |")
+        w("")
+
+    if rows:
+        w("## Per-configuration results\n")
+        w("first call = preparation (trace / export / compile) plus the call(s) until the "
+          "first steady output: TorchScript peers include 3 calls (the profiling executor "
+          "optimises on the 2nd), torch_tvm includes every call until one compiles nothing "
+          "new. max abs diff is against eager PyTorch's output. n = timed iterations.\n")
+        for r in rows:
+            w(f"### {cfg_name(r)}\n")
+            if r.get("desc"):
+                w(f"{r['desc']}; {r['threads']} thread(s); process wall "
+                  f"{r.get('process_wall_s', 0):.0f} s (setup {r.get('setup_s', 0):.0f} s, "
+                  f"timing {r.get('timing_s', 0):.0f} s).\n")
+            if r.get("fatal"):
+                w(f"**Configuration failed:** {esc(r['fatal'])}\n")
+                continue
+            w("| peer | status | median ms | p90 ms | n | vs TS | vs inductor | "
+              "first call s | max abs diff | notes |")
+            w("|---|---|---:|---:|---:|---:|---:|---:|---:|---|")
+            for k in keys:
+                p = r["peers"].get(k)
+                if p is None:
+                    continue
+                sp_ts, sp_ind = speedups(r, k)
+                ok = p.get("status") == "ok" and "median_ms" in p
+                w(f"| {P.PEER_LABELS[k]} | {status_cell(p) if not ok else 'ok'} | "
+                  f"{fmt_ms(p.get('median_ms'))} | {fmt_ms(p.get('p90_ms'))} | "
+                  f"{p.get('n', '–')} | {fmt_x(sp_ts)} | {fmt_x(sp_ind)} | "
+                  f"{fmt(p.get('first_call_s'), '.2f')} | "
+                  f"{fmt(p.get('max_abs_diff'), '.1e')} | {esc('; '.join(p.get('notes', [])))} |")
+            w("")
+    w("## Notes\n")
+    w("- TorchScript peers are traced and warmed up before `torch_tvm.enable()` and "
+      "torch_tvm is disabled again right after its own first calls (its optimised plan "
+      "keeps its TVM groups), so torch_tvm's pass never rewrites the other peers' plans.")
+    w("- relax_dynamo runs in a child process so that its compile can be time-boxed and "
+      "killed; its timed calls are still interleaved with the other peers (the parent "
+      "waits while it runs) and its latency is measured inside the child.")
+    w("- OpenVINO uses `aot_autograd=True` (the default path fails with this torch), "
+      "`INFERENCE_PRECISION_HINT=f32` (it would use bf16 on AVX512-BF16 CPUs) and "
+      "`INFERENCE_NUM_THREADS` = threads; a silent fallback to inductor is reported as an "
+      "error.")
+    w("- onnxruntime: CPUExecutionProvider, intra-op threads = threads, inter-op 1, "
+      "ORT_ENABLE_ALL; the time includes the numpy <-> torch conversion of input/output.")
+    w("- Peers with a slow steady state are stopped by the per-peer time cap, so their "
+      "`n` can be small (even 1); the median of a small `n` is less reliable.")
+    return "\n".join(out) + "\n"

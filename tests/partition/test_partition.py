@@ -1,0 +1,230 @@
+"""Graph-level partitioning: which nodes end up in tvm::CompilationGroup."""
+from __future__ import annotations
+
+import io
+
+import pytest
+import torch
+import torch.nn as nn
+
+import torch_tvm
+from conftest import (GROUP_KIND, assert_outputs_close, group_counters, group_nodes, jit,
+                      ops_in_groups, outside_aten_ops, run_jitted, run_tvm, walk_nodes)
+
+
+def _conv_bn_relu():
+    torch.manual_seed(1)
+    block = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.BatchNorm2d(8), nn.ReLU()).eval()
+    # Non-trivial running statistics so batch_norm is not an identity.
+    block[1].running_mean.uniform_(-0.5, 0.5)
+    block[1].running_var.uniform_(0.5, 2.0)
+    block[1].weight.data.uniform_(0.5, 1.5)
+    block[1].bias.data.uniform_(-0.5, 0.5)
+    return block
+
+
+def test_conv_bn_relu_is_one_group():
+    block = _conv_bn_relu()
+    x = torch.randn(2, 3, 11, 9)
+    out, graph = run_tvm(block, x, return_graph=True)
+    assert len(group_nodes(graph)) == 1, graph
+    inside = ops_in_groups(graph)
+    for op in ("aten::batch_norm", "aten::relu"):
+        assert op in inside, (op, inside)
+    assert any(op in inside for op in ("aten::_convolution", "aten::conv2d")), inside
+    assert outside_aten_ops(graph) == [], graph
+    with torch.no_grad():
+        torch.testing.assert_close(out, block(x), rtol=1e-4, atol=1e-5)
+
+
+def _unsupported_in_middle(x):
+    y = torch.relu(x * 2.0 + 1.0)
+    z = torch.cumsum(y, 1)
+    return torch.sigmoid(z) * 3.0 - 1.0
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["trace", "script"])
+def test_unsupported_op_splits_graph(script):
+    assert "aten::cumsum" not in torch_tvm.supported_ops()
+    x = torch.randn(4, 7)
+    out, graph = run_tvm(_unsupported_in_middle, x, script=script, return_graph=True)
+    assert len(group_nodes(graph)) == 2, graph
+    assert outside_aten_ops(graph) == ["aten::cumsum"], graph
+    # cumsum lies between the two groups in program order.
+    kinds = [n.kind() for n in graph.nodes() if n.kind() in (GROUP_KIND, "aten::cumsum")]
+    assert kinds == [GROUP_KIND, "aten::cumsum", GROUP_KIND]
+    torch.testing.assert_close(out, _unsupported_in_middle(x), rtol=1e-4, atol=1e-5)
+
+    module = jit(_unsupported_in_middle, [x], script=script)
+    report = torch_tvm.explain(module, (x,))
+    assert len(report.groups) == 2
+    assert [g["ops"] for g in report.groups] == [
+        ["aten::mul.Scalar", "aten::add.Scalar", "aten::relu"],
+        ["aten::sigmoid", "aten::mul.Scalar", "aten::sub.Scalar"],
+    ]
+    outside = {o["op"]: o["reason"] for o in report.outside}
+    assert list(outside) == ["aten::cumsum"], report.outside
+    assert "no converter" in outside["aten::cumsum"]
+    assert "cumsum" in str(report)
+    for g in report.groups:
+        assert g["compiles"] == 1 and g["fallback_calls"] == 0, g
+
+
+def _two_ops(x):
+    return torch.relu(x + 1.0)
+
+
+def test_min_group_size_dissolves_small_groups():
+    x = torch.randn(3, 5)
+    torch_tvm.enable(min_group_size=3)
+    module = jit(_two_ops, [x])
+    out, graph = run_jitted(module, x)
+    assert GROUP_KIND not in str(graph)
+    assert sorted(outside_aten_ops(graph)) == ["aten::add", "aten::relu"]
+    report = torch_tvm.explain(module, (x,))
+    assert report.groups == []
+    assert all("supported, but left outside" in o["reason"] for o in report.outside), report.outside
+    torch.testing.assert_close(out, _two_ops(x))
+
+    # The same function with a group size the function meets is grouped.
+    torch_tvm.enable(min_group_size=2)
+    out, graph = run_tvm(_two_ops, x, return_graph=True)
+    assert len(group_nodes(graph)) == 1 and outside_aten_ops(graph) == []
+    torch.testing.assert_close(out, _two_ops(x))
+
+
+def _control_flow(x, flag: bool, n: int):
+    if flag:
+        y = torch.relu(x * 2.0 + 1.0)
+    else:
+        y = torch.sigmoid(x - 1.0) * 3.0
+    for _ in range(n):
+        y = torch.tanh(y + 0.5) * 1.5
+    return y
+
+
+@pytest.mark.parametrize("flag,n", [(True, 3), (False, 2), (True, 0)])
+def test_groups_inside_if_and_loop_blocks(flag, n):
+    x = torch.randn(3, 6)
+    module = jit(_control_flow, [x], script=True)
+    out, graph = run_jitted(module, x, flag, n)
+    torch.testing.assert_close(out, _control_flow(x, flag, n), rtol=1e-5, atol=1e-6)
+    ifs = [nd for nd in walk_nodes(graph) if nd.kind() == "prim::If"]
+    loops = [nd for nd in walk_nodes(graph) if nd.kind() == "prim::Loop"]
+    assert ifs and loops, graph
+    for b in ifs[0].blocks():  # both branches are grouped, taken or not
+        assert [nd.kind() for nd in b.nodes()].count(GROUP_KIND) == 1, graph
+    for loop in loops:
+        body = next(iter(loop.blocks()))
+        assert GROUP_KIND in [nd.kind() for nd in body.nodes()], graph
+    assert outside_aten_ops(graph) == [], graph
+    # The other branch also gives the right answer with the same plan.
+    with torch.no_grad():
+        other = module(x, not flag, n + 1)
+    torch.testing.assert_close(other, _control_flow(x, not flag, n + 1), rtol=1e-5, atol=1e-6)
+    assert sum(c["compiles"] for c in group_counters(graph).values()) >= 2
+
+
+def _inplace_on_temporary(x):
+    y = x * 2.0
+    y.add_(1.0)
+    y.relu_()
+    return y.sigmoid_()
+
+
+@pytest.mark.parametrize("script", [False, True], ids=["trace", "script"])
+def test_inplace_ops_become_functional_and_grouped(script):
+    x = torch.randn(4, 5)
+    x_before = x.clone()
+    out, graph = run_tvm(_inplace_on_temporary, x, script=script, return_graph=True)
+    assert len(group_nodes(graph)) == 1, graph
+    inside = ops_in_groups(graph)
+    assert {"aten::mul", "aten::add", "aten::relu", "aten::sigmoid"} <= set(inside), inside
+    assert not [k for k in inside if k.endswith("_")], inside
+    assert outside_aten_ops(graph) == [], graph
+    torch.testing.assert_close(out, torch.sigmoid(torch.relu(x * 2.0 + 1.0)))
+    torch.testing.assert_close(x, x_before)  # the input was never touched
+
+
+def _mutates_input_through_view(x):
+    v = x.view(-1)
+    v.add_(1.0)
+    return torch.relu(x * 2.0) + 1.0
+
+
+def test_observable_mutation_is_not_grouped():
+    x = torch.randn(3, 5)
+    module = jit(_mutates_input_through_view, [x], script=True)
+    outs, mutated = [], []
+    with torch.no_grad():
+        for _ in range(3):
+            arg = x.clone()
+            outs.append(module(arg))
+            mutated.append(arg)
+    graph = torch.jit.last_executed_optimized_graph()
+    outside = outside_aten_ops(graph)
+    assert "aten::add_" in outside and "aten::view" in outside, graph
+    # x is written through its view, so the multiply that reads x stays out too.
+    assert "aten::mul" in outside, graph
+    assert not [k for k in ops_in_groups(graph) if k in ("aten::add_", "aten::view")]
+    expected_arg = x.clone()
+    expected = _mutates_input_through_view(expected_arg)
+    for out, arg in zip(outs, mutated):
+        torch.testing.assert_close(out, expected)
+        torch.testing.assert_close(arg, expected_arg)  # the caller sees the mutation
+
+
+def _uses_size(x):
+    y = torch.relu(x * 2.0)
+    return y.view(y.size(0), -1) + 1.0
+
+
+def test_non_tensor_nodes_are_never_grouped():
+    x = torch.randn(3, 4, 5)
+    out, graph = run_tvm(_uses_size, x, script=True, return_graph=True)
+    inside = ops_in_groups(graph)
+    assert "aten::size" not in inside and "prim::NumToTensor" not in inside, inside
+    sizes = [n for n in walk_nodes(graph) if n.kind() == "aten::size"]
+    assert sizes, graph  # still computed, by the interpreter
+    for g in group_nodes(graph):
+        for inner in g.g("Subgraph").nodes():
+            for o in inner.outputs():
+                assert "int" not in str(o.type()) or inner.kind() == "prim::Constant", inner
+    torch.testing.assert_close(out, _uses_size(x))
+    report = torch_tvm.explain(jit(_uses_size, [x], script=True), (x,))
+    # explain() lists aten::size as left outside (it has no converter at all).
+    assert any(o["op"].startswith("aten::size") for o in report.outside), report.outside
+    assert not [g for g in report.groups if any(op.startswith("aten::size") for op in g["ops"])]
+
+
+class _SmallNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 6, 3, stride=2, padding=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6, 4)
+
+    def forward(self, x):
+        y = torch.relu(self.bn(self.conv(x)))
+        y = torch.flatten(nn.functional.adaptive_avg_pool2d(y, 1), 1)
+        return torch.softmax(self.fc(y), -1)
+
+
+def test_jit_save_and_load_roundtrip():
+    torch.manual_seed(3)
+    model = _SmallNet().eval()
+    model.bn.running_var.uniform_(0.5, 2.0)
+    x = torch.randn(2, 3, 15, 13)
+    with torch.no_grad():
+        expected = model(x)
+    buffer = io.BytesIO()
+    torch.jit.save(jit(model, [x]), buffer)
+    buffer.seek(0)
+    loaded = torch.jit.load(buffer)
+    out, graph = run_jitted(loaded, x)
+    assert len(group_nodes(graph)) >= 1, graph
+    assert outside_aten_ops(graph) == [], graph
+    assert_outputs_close(out, expected)
+    counters = group_counters(graph)
+    assert counters and all(c["compiles"] >= 1 and c["fallback_calls"] == 0
+                            for c in counters.values()), counters
