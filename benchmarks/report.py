@@ -219,15 +219,17 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
       f"once >= {st['min_iters']} iters; hard cap {st['peer_cap']:g} s/peer (>= 1 iter); "
       f"warm-up {st['warmup']} calls (<= {st['warmup_budget']:g} s); "
       f"{st['gap_ms']:g} ms idle gap between calls; relax_dynamo box "
-      f"{st['relax_dynamo_timeout']:g} s; inductor cache {st['inductor_cache']}\n")
+      f"{st['relax_dynamo_timeout']:g} s; inductor cache {st['inductor_cache']}; "
+      f"wait for idle machine up to {meta.get('wait_idle', 0):g} s per configuration\n")
 
     if rows:
         w("## Summary: median latency (ms)\n")
-        w("| config | " + " | ".join(SHORT[k] for k in keys) + " |")
-        w("|---|" + "---:|" * len(keys))
+        w("| config | " + " | ".join(SHORT[k] for k in keys) + " | background load |")
+        w("|---|" + "---:|" * len(keys) + "---:|")
         for r in rows:
+            bg = f"{fmt(r.get('background_cores'), '.2f')} cores"
             if r.get("fatal"):
-                w(f"| {cfg_name(r)} | " + " | ".join(["fatal"] * len(keys)) + " |")
+                w(f"| {cfg_name(r)} | " + " | ".join(["fatal"] * len(keys)) + f" | {bg} |")
                 continue
             cells = []
             for k in keys:
@@ -235,8 +237,12 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
                 m = median(r, k)
                 cells.append(fmt_ms(m) if m is not None else
                              ("–" if p is None else p.get("status", "error")))
-            w(f"| {cfg_name(r)} | " + " | ".join(cells) + " |")
+            w(f"| {cfg_name(r)} | " + " | ".join(cells) + f" | {bg} |")
         w("")
+        w("background load = CPU used by processes other than this benchmark during the "
+          "configuration, averaged over its run (from /proc/stat minus the benchmark's own "
+          "CPU time). On this 2-core machine anything above ~0.1 cores means the numbers "
+          "of that row are disturbed.\n")
         w("## Summary: speedup vs TorchScript default (trace)\n")
         w("| config | " + " | ".join(SHORT[k] for k in keys) + " |")
         w("|---|" + "---:|" * len(keys))
@@ -291,7 +297,8 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
             if r.get("desc"):
                 w(f"{r['desc']}; {r['threads']} thread(s); process wall "
                   f"{r.get('process_wall_s', 0):.0f} s (setup {r.get('setup_s', 0):.0f} s, "
-                  f"timing {r.get('timing_s', 0):.0f} s).\n")
+                  f"timing {r.get('timing_s', 0):.0f} s); background load "
+                  f"{fmt(r.get('background_cores'), '.2f')} cores.\n")
             if r.get("fatal"):
                 w(f"**Configuration failed:** {esc(r['fatal'])}\n")
                 continue

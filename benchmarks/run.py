@@ -16,6 +16,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import resource
 import shlex
 import shutil
 import subprocess
@@ -85,6 +86,9 @@ def parse_args(argv=None):
                     help="calls per round for the tiny-call overhead test (default 200)")
     ap.add_argument("--no-overhead", action="store_true",
                     help="skip the tiny torch_tvm call overhead test")
+    ap.add_argument("--wait-idle", type=float, default=0.0,
+                    help="before each configuration wait up to this many seconds for the "
+                    "machine to be idle (other processes using < 0.3 cores); default 0")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true",
                     help="fast subset: resnet18, batch 1, threads 1,2")
@@ -113,6 +117,35 @@ def worker_args(args) -> dict:
     return {k: getattr(args, k) for k in keys}
 
 
+def cpu_busy_s() -> float:
+    """Non-idle CPU seconds of the whole machine since boot (from /proc/stat)."""
+    try:
+        with open("/proc/stat") as f:
+            v = [int(t) for t in f.readline().split()[1:]]
+        return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError):
+        return 0.0
+
+
+def children_cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def wait_idle(max_wait: float) -> float:
+    """Wait until other processes use < 0.3 cores over 2 s; return the seconds waited."""
+    t0 = time.perf_counter()
+    while time.perf_counter() - t0 < max_wait:
+        b0 = cpu_busy_s()
+        s0 = resource.getrusage(resource.RUSAGE_SELF)
+        time.sleep(2.0)
+        s1 = resource.getrusage(resource.RUSAGE_SELF)
+        own = (s1.ru_utime + s1.ru_stime) - (s0.ru_utime + s0.ru_stime)
+        if (cpu_busy_s() - b0 - own) / 2.0 < 0.3:
+            break
+    return time.perf_counter() - t0
+
+
 def run_one(spec: dict, args, tag: str) -> dict:
     tmp = tempfile.mkdtemp(prefix="tvmbench_")
     spec_path = os.path.join(tmp, "spec.json")
@@ -127,6 +160,7 @@ def run_one(spec: dict, args, tag: str) -> dict:
     os.makedirs(args.log_dir, exist_ok=True)
     log_path = os.path.join(args.log_dir, f"{tag}.log")
     t0 = time.perf_counter()
+    busy0, ru0 = cpu_busy_s(), children_cpu_s()
     with open(log_path, "w") as log:
         proc = subprocess.Popen([sys.executable, os.path.join(HERE, "worker.py"), spec_path,
                                  out_path], stdout=log, stderr=log, cwd=HERE, env=env,
@@ -137,6 +171,7 @@ def run_one(spec: dict, args, tag: str) -> dict:
             os.killpg(proc.pid, 9)  # the worker and its relax_dynamo child
             proc.wait()
     wall = time.perf_counter() - t0
+    foreign = (cpu_busy_s() - busy0) - (children_cpu_s() - ru0)
     if os.path.exists(out_path):
         with open(out_path) as f:
             res = json.load(f)
@@ -146,6 +181,8 @@ def run_one(spec: dict, args, tag: str) -> dict:
         res = dict(spec, fatal=f"{why}; see {os.path.relpath(log_path, ROOT)}", peers={})
         res.pop("args", None)
     res["process_wall_s"] = wall
+    # CPU used by processes other than this benchmark, in cores, averaged over the run.
+    res["background_cores"] = max(0.0, foreign / wall) if wall > 0 else None
     shutil.rmtree(tmp, ignore_errors=True)
     return res
 
@@ -169,16 +206,21 @@ def main(argv=None):
         spec = dict(c, args=worker_args(args))
         tag = (f"{c['model']}_b{c['batch']}_t{c['threads']}" if c["kind"] == "model"
                else f"overhead_t{c['threads']}")
-        print(f"[{i}/{len(configs)}] {tag} ...", flush=True)
+        waited = wait_idle(args.wait_idle) if args.wait_idle > 0 else 0.0
+        print(f"[{i}/{len(configs)}] {tag} ..." +
+              (f" (waited {waited:.0f} s for an idle machine)" if waited >= 2.5 else ""),
+              flush=True)
         res = run_one(spec, args, tag)
         results.append(res)
         print(report.console_summary(res), flush=True)
-        print(f"    ({res['process_wall_s']:.0f} s; total so far "
+        print(f"    ({res['process_wall_s']:.0f} s, background load "
+              f"{res['background_cores']:.2f} cores; total so far "
               f"{time.perf_counter() - t_all:.0f} s)", flush=True)
     total = time.perf_counter() - t_all
     env = report.environment()
     meta = dict(command=command, started_utc=started.strftime("%Y-%m-%d %H:%M UTC"),
-                total_s=total, settings=worker_args(args), env=env)
+                total_s=total, settings=worker_args(args), env=env,
+                wait_idle=args.wait_idle)
     with open(args.json, "w") as f:
         json.dump(dict(meta=meta, results=results), f, indent=1)
     chart_ok = report.chart(results, args.chart)

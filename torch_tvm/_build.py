@@ -2,6 +2,15 @@
 
 TVM's compile pipeline exists only in Python. The C++ group operator calls this
 once per new input spec; inference never comes through here.
+
+Pipeline (opt_level >= 1):
+  FoldConstant, FoldBatchnormToConv2D   BN into conv weights (weights are constants)
+  DecomposeOpsForInference, FoldConstant   remaining BN → elementwise
+  ConvertLayout(conv2d → NHWC/OHWI), FoldConstant
+  OffloadToOneDNN                         conv/linear/matmul → prepacked oneDNN kernels
+  LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
+  default CPU schedules (parallel + vectorised) for every remaining PrimFunc
+opt_level 0 skips the layout change, offload and schedules (plain TVM lowering).
 """
 from __future__ import annotations
 
@@ -9,25 +18,40 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from ._offload import offload_to_onednn
+from ._schedule import default_cpu_schedule
 
-def _pipeline() -> tvm.transform.Pass:
-    # tvm.compile's default CPU pipeline does no fusion; run it explicitly.
-    return tvm.transform.Sequential(
-        [
+
+def _pipeline(opt_level: int, num_threads: int) -> tvm.transform.Pass:
+    passes = [relax.transform.FoldConstant()]
+    if opt_level >= 1:
+        passes += [
+            relax.transform.FoldBatchnormToConv2D(),
             relax.transform.DecomposeOpsForInference(),
-            relax.transform.LegalizeOps(),
-            relax.transform.AnnotateTIROpPattern(),
             relax.transform.FoldConstant(),
-            relax.transform.FuseOps(),
-            relax.transform.FuseTIR(),
+            relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}),
+            relax.transform.FoldConstant(),
+            offload_to_onednn,
         ]
-    )
+    else:
+        passes.append(relax.transform.DecomposeOpsForInference())
+    passes += [
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+    if opt_level >= 1:
+        passes.append(default_cpu_schedule(num_threads))
+    return tvm.transform.Sequential(passes)
 
 
 @tvm_ffi.register_global_func("torch_tvm.build_relax", override=True)
 def build_relax(mod, target, opt_level):
     tgt = tvm.target.Target(target)
+    num_threads = int(tgt.attrs.get("num-cores", 1)) if "num-cores" in tgt.attrs else 1
     with tgt, tvm.transform.PassContext(opt_level=int(opt_level)):
-        mod = _pipeline()(mod)
+        mod = _pipeline(int(opt_level), num_threads)(mod)
         ex = tvm.compile(mod, target=tgt)
     return ex.mod

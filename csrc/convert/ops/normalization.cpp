@@ -27,16 +27,11 @@ void BatchNorm(ConvertContext& ctx) {
   int64_t channels = info.shape.at(1);
   Expr gamma = OptionalOr(ctx, 1, {channels}, 1.0, info.dtype);
   Expr beta = OptionalOr(ctx, 2, {channels}, 0.0, info.dtype);
-  double eps = ctx.Double(7);
-  // y = x * (gamma / sqrt(var + eps)) + (beta - mean * scale); with bound
-  // weights FoldConstant reduces this to one multiply-add per element.
-  Expr scale = bb.Op("multiply", gamma,
-                     bb.Op("rsqrt", bb.Op("add", ctx.Tensor(4), bb.ScalarConstant(eps, info.dtype))));
-  Expr shift = bb.Op("subtract", beta, bb.Op("multiply", ctx.Tensor(3), scale));
-  std::vector<int64_t> shape(info.ndim(), 1);
-  shape[1] = channels;
-  Expr y = bb.Op("add", bb.Op("multiply", x, bb.Op("reshape", scale, IntArray(shape))),
-                 bb.Op("reshape", shift, IntArray(shape)));
+  // Emitted as nn.batch_norm (not decomposed) so that the build pipeline's
+  // FoldBatchnormToConv2D can fold it into a preceding convolution's weights.
+  Expr bn = bb.Op("nn.batch_norm", x, gamma, beta, ctx.Tensor(3), ctx.Tensor(4), 1, ctx.Double(7),
+                  true, true, 0.1, false);
+  Expr y = bb.TupleGetItem(bn, 0);
   ctx.SetOutput(0, y);
 }
 

@@ -1,0 +1,204 @@
+// Extern kernels that TVM-compiled graphs call for their heavy ops: 2d
+// convolution and linear through the oneDNN inside PyTorch, reached with the
+// dispatcher (the same mkldnn:: ops Inductor uses), so they share PyTorch's
+// OpenMP pool and add no dependency.
+//
+// Weights are prepacked once, at compile time, into oneDNN's blocked layout;
+// the compiled code refers to a packed weight by an integer handle. Tensors
+// cross as NHWC so that oneDNN never reorders activations per call: a
+// channels-last NCHW at::Tensor and a contiguous NHWC ffi::Tensor are the same
+// bytes, related by a permute.
+//
+// Registered tvm-ffi globals (called from the Relax VM by name):
+//   torch_tvm.kernels.conv2d_prepack(w_ohwi, bias|None, padding, stride, dilation,
+//                                    groups, input_nhwc_shape, unary, binary) -> handle
+//   torch_tvm.kernels.conv2d_nhwc(x_nhwc, handle) -> y_nhwc
+//   torch_tvm.kernels.conv2d_add_nhwc(x_nhwc, other_nhwc, handle) -> y_nhwc
+//   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary) -> handle
+//   torch_tvm.kernels.linear(x, handle) -> y
+//   torch_tvm.kernels.matmul(a, b) -> a @ b
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <tvm/ffi/reflection/registry.h>
+
+#include <atomic>
+#include <mutex>
+#include <vector>
+
+#include "common/dlpack_bridge.h"
+
+namespace torch_tvm::kernels {
+
+namespace ffi = tvm::ffi;
+
+namespace {
+
+struct PackedConv {
+  at::Tensor weight;  // oneDNN blocked layout
+  std::optional<at::Tensor> bias;
+  std::vector<int64_t> padding, stride, dilation;
+  int64_t groups;
+  std::string unary;  // "none", "relu", ...
+};
+
+struct PackedLinear {
+  at::Tensor weight;
+  std::optional<at::Tensor> bias;
+  std::string unary;
+};
+
+// Packed weights live as long as the process: compiled executables hold
+// only their handles. One entry per compiled conv/linear.
+template <typename T>
+class HandleTable {
+ public:
+  int64_t Add(T value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    items_.push_back(std::make_shared<T>(std::move(value)));
+    return static_cast<int64_t>(items_.size()) - 1;
+  }
+  std::shared_ptr<T> Get(int64_t handle) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (handle < 0 || handle >= static_cast<int64_t>(items_.size())) {
+      TVM_FFI_THROW(IndexError) << "torch_tvm: unknown packed-weight handle " << handle;
+    }
+    return items_[handle];
+  }
+
+ private:
+  std::mutex mu_;
+  std::vector<std::shared_ptr<T>> items_;
+};
+
+HandleTable<PackedConv>& Convs() {
+  static HandleTable<PackedConv> table;
+  return table;
+}
+HandleTable<PackedLinear>& Linears() {
+  static HandleTable<PackedLinear> table;
+  return table;
+}
+
+const c10::OperatorHandle& Op(const char* name, const char* overload) {
+  // Inductor's oneDNN ops may move from mkldnn:: to onednn::; accept both.
+  static std::mutex mu;
+  static std::map<std::string, c10::OperatorHandle> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  std::string key = std::string(name) + "." + overload;
+  auto it = cache.find(key);
+  if (it != cache.end()) return it->second;
+  for (const char* ns : {"mkldnn::", "onednn::"}) {
+    auto handle = c10::Dispatcher::singleton().findSchema({std::string(ns) + name, overload});
+    if (handle) return cache.emplace(key, *handle).first->second;
+  }
+  TVM_FFI_THROW(RuntimeError) << "torch_tvm: PyTorch has no oneDNN op " << name;
+  TVM_FFI_UNREACHABLE();
+}
+
+at::Tensor CallOp(const c10::OperatorHandle& op, torch::jit::Stack stack) {
+  op.callBoxed(&stack);
+  return stack.at(0).toTensor();
+}
+
+std::vector<int64_t> Vec(const ffi::Array<int64_t>& a) { return {a.begin(), a.end()}; }
+
+c10::IValue NoScalars() { return c10::List<std::optional<c10::Scalar>>(); }
+
+c10::IValue OptionalTensor(const std::optional<at::Tensor>& t) {
+  return t ? c10::IValue(*t) : c10::IValue();
+}
+
+// A contiguous NHWC buffer seen as a channels-last NCHW tensor, and back.
+at::Tensor NhwcToTorch(const ffi::Tensor& t) { return FromTvm(t).permute({0, 3, 1, 2}); }
+
+ffi::Tensor TorchToNhwc(at::Tensor y) {
+  at::Tensor nhwc = y.permute({0, 2, 3, 1});
+  if (!nhwc.is_contiguous()) nhwc = nhwc.contiguous();
+  return ToTvm(nhwc);
+}
+
+ffi::Tensor Conv2d(const ffi::Tensor& x, const std::optional<ffi::Tensor>& other, int64_t handle) {
+  auto conv = Convs().Get(handle);
+  c10::InferenceMode guard;
+  at::Tensor input = NhwcToTorch(x);
+  at::Tensor y;
+  if (other) {
+    c10::IValue unary = conv->unary == "none" ? c10::IValue() : c10::IValue(conv->unary);
+    y = CallOp(Op("_convolution_pointwise", "binary"),
+               {input, NhwcToTorch(*other), conv->weight, OptionalTensor(conv->bias),
+                conv->padding, conv->stride, conv->dilation, conv->groups, std::string("add"),
+                c10::IValue(), unary, NoScalars(), c10::IValue()});
+  } else {
+    y = CallOp(Op("_convolution_pointwise", ""),
+               {input, conv->weight, OptionalTensor(conv->bias), conv->padding, conv->stride,
+                conv->dilation, conv->groups, conv->unary, NoScalars(), c10::IValue()});
+  }
+  return TorchToNhwc(y);
+}
+
+int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor>& bias,
+                      const ffi::Array<int64_t>& padding, const ffi::Array<int64_t>& stride,
+                      const ffi::Array<int64_t>& dilation, int64_t groups,
+                      const ffi::Array<int64_t>& input_nhwc, const ffi::String& unary) {
+  c10::InferenceMode guard;
+  PackedConv conv;
+  at::Tensor w = FromTvm(w_ohwi).permute({0, 3, 1, 2}).contiguous();
+  auto in = Vec(input_nhwc);
+  std::vector<int64_t> input_nchw = {in[0], in[3], in[1], in[2]};
+  conv.padding = Vec(padding);
+  conv.stride = Vec(stride);
+  conv.dilation = Vec(dilation);
+  conv.groups = groups;
+  conv.unary = unary;
+  conv.weight = CallOp(Op("_reorder_convolution_weight", ""),
+                       {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
+  if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
+  return Convs().Add(std::move(conv));
+}
+
+int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tensor>& bias,
+                      int64_t batch, const ffi::String& unary) {
+  c10::InferenceMode guard;
+  PackedLinear lin;
+  at::Tensor w = FromTvm(w_in_out).t().contiguous();  // torch's [out, in]
+  lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
+  if (bias.has_value()) lin.bias = FromTvm(*bias).clone();
+  lin.unary = unary;
+  return Linears().Add(std::move(lin));
+}
+
+ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
+  auto lin = Linears().Get(handle);
+  c10::InferenceMode guard;
+  at::Tensor input = FromTvm(x);
+  auto out_shape = input.sizes().vec();
+  at::Tensor y = CallOp(Op("_linear_pointwise", ""),
+                        {input.reshape({-1, input.size(-1)}), lin->weight,
+                         OptionalTensor(lin->bias), lin->unary, NoScalars(), c10::IValue()});
+  out_shape.back() = y.size(-1);
+  return ToTvm(y.reshape(out_shape).contiguous());
+}
+
+ffi::Tensor MatMul(const ffi::Tensor& a, const ffi::Tensor& b) {
+  c10::InferenceMode guard;
+  return ToTvm(at::matmul(FromTvm(a), FromTvm(b)).contiguous());
+}
+
+}  // namespace
+
+TVM_FFI_STATIC_INIT_BLOCK() {
+  namespace refl = tvm::ffi::reflection;
+  refl::GlobalDef()
+      .def("torch_tvm.kernels.conv2d_prepack", Conv2dPrepack)
+      .def("torch_tvm.kernels.conv2d_nhwc",
+           [](const ffi::Tensor& x, int64_t handle) { return Conv2d(x, std::nullopt, handle); })
+      .def("torch_tvm.kernels.conv2d_add_nhwc",
+           [](const ffi::Tensor& x, const ffi::Tensor& other, int64_t handle) {
+             return Conv2d(x, other, handle);
+           })
+      .def("torch_tvm.kernels.linear_prepack", LinearPrepack)
+      .def("torch_tvm.kernels.linear", Linear)
+      .def("torch_tvm.kernels.matmul", MatMul);
+}
+
+}  // namespace torch_tvm::kernels
