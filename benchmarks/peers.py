@@ -44,7 +44,10 @@ class PeerError(Exception):
 def short_error(e: BaseException, limit: int = 300) -> str:
     msg = f"{type(e).__name__}: {e}".strip()
     # The interesting part of dynamo errors is usually the first line.
-    lines = [ln for ln in msg.splitlines() if ln.strip()]
+    boiler = ("Set TORCHDYNAMO_VERBOSE", "For even more developer context",
+              "You can suppress this exception")
+    lines = [ln.strip() for ln in msg.splitlines()
+             if ln.strip() and not ln.strip().startswith(boiler)]
     msg = " / ".join(lines[:3])
     return msg[:limit]
 
@@ -412,7 +415,7 @@ class TorchTVM(Peer):
                 f"compile {info['compile_seconds']:.1f} s")
         if outside:
             n = sum(outside.values())
-            top = ", ".join(f"{k}x{v}" for k, v in sorted(outside.items(),
+            top = ", ".join(f"{k} ({v})" for k, v in sorted(outside.items(),
                                                            key=lambda kv: -kv[1])[:4])
             note += f"; {n} op(s) left to PyTorch ({top})"
         if info["compile_failures"]:

@@ -132,6 +132,13 @@ def environment() -> dict:
     dirty = _cmd(["git", "-C", ROOT, "status", "--porcelain", "--", "csrc", "torch_tvm"])
     env["git_dirty_core"] = bool(dirty)
     try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("torch_tvm")
+        env["torch_tvm_path"] = os.path.dirname(spec.origin) if spec else "not found"
+    except Exception:  # noqa: BLE001
+        pass
+    try:
         import torch
 
         info = torch.__config__.parallel_info().splitlines()
@@ -142,12 +149,19 @@ def environment() -> dict:
     return env
 
 
+COLORS = {"eager": "#7f7f7f", "ts_default": "#000000", "ts_freeze": "#8c564b",
+          "inductor": "#1f77b4", "onnxruntime": "#ff7f0e", "openvino": "#9467bd",
+          "relax_dynamo": "#2ca02c", "torch_tvm": "#d62728"}
+
+
 def chart(results: list[dict], path: str) -> bool:
     try:
         import matplotlib
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        from matplotlib.patches import Patch
+        from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
     except Exception:  # noqa: BLE001
         return False
     rows = [r for r in results if r.get("kind") == "model" and not r.get("fatal")]
@@ -155,36 +169,36 @@ def chart(results: list[dict], path: str) -> bool:
         return False
     keys = [k for k in P.PEER_ORDER if k != "ts_default"]
     keys = [k for k in keys if any(k in r.get("peers", {}) for r in rows)]
-    fig, ax = plt.subplots(figsize=(max(8, 1.3 * len(rows) + 3), 5.5))
+    fig, ax = plt.subplots(figsize=(max(8, 1.2 * len(rows) + 3), 5.5))
     width = 0.8 / max(1, len(keys))
-    cmap = plt.get_cmap("tab10")
-    vals_all = []
+    vals = [sp for r in rows for k in keys if (sp := speedups(r, k)[0]) is not None]
+    lo = min(vals + [0.5]) / 1.6
+    hi = max(vals + [2.0]) * 1.8
     for j, k in enumerate(keys):
-        xs, ys = [], []
         for i, r in enumerate(rows):
-            sp, _ = speedups(r, k)
+            x = i - 0.4 + width * (j + 0.5)
+            sp = speedups(r, k)[0]
             if sp is not None:
-                xs.append(i - 0.4 + width * (j + 0.5))
-                ys.append(sp)
-                vals_all.append(sp)
-        ax.bar(xs, ys, width=width, label=SHORT[k], color=cmap(j % 10))
-    lo = min(vals_all + [0.5]) / 1.5
-    for j, k in enumerate(keys):
-        for i, r in enumerate(rows):
-            p = r["peers"].get(k)
-            if p is not None and speedups(r, k)[0] is None:
-                ax.text(i - 0.4 + width * (j + 0.5), lo * 1.15, "x", ha="center",
-                        va="bottom", color=cmap(j % 10), fontsize=9, fontweight="bold")
+                ax.bar(x, sp, width=width, color=COLORS[k], bottom=0)
+            elif k in r.get("peers", {}):
+                ax.text(x, lo * 1.05, "x", ha="center", va="bottom", color=COLORS[k],
+                        fontsize=9, fontweight="bold")
     ax.axhline(1.0, color="black", lw=0.8, ls="--")
     ax.set_yscale("log")
-    ax.set_ylim(bottom=lo)
+    ax.set_ylim(lo, hi)
+    ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100)
+             if lo <= t <= hi]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_minor_locator(NullLocator())
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
     ax.set_xticks(range(len(rows)))
     ax.set_xticklabels([cfg_name(r) for r in rows], rotation=30, ha="right")
-    ax.set_ylabel("speedup vs TorchScript trace (median latency ratio, log)")
-    ax.set_title("CPU inference speedup vs TorchScript default (higher is better; "
-                 "x = peer failed)")
-    ax.legend(ncol=4, fontsize=8, loc="upper left")
-    ax.grid(axis="y", which="both", alpha=0.3)
+    ax.set_ylabel("speedup vs TorchScript trace (log scale)")
+    ax.set_title("CPU inference: speedup vs TorchScript default (median latency ratio; "
+                 "higher is better; x = failed)", fontsize=10)
+    ax.legend(handles=[Patch(color=COLORS[k], label=SHORT[k]) for k in keys], ncol=4,
+              fontsize=8, loc="upper left")
+    ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -212,9 +226,10 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
     w(f"- OS: {env.get('os')}; Python {env.get('python')}")
     w(f"- torch parallel backend: {env.get('torch_parallel', '?')}")
     w("- packages: " + ", ".join(f"{k}=={v}" for k, v in env["packages"].items()))
-    w(f"- torch_tvm: repo commit {env.get('git') or '?'}"
+    w(f"- torch_tvm: the installed package ({env.get('torch_tvm_path', '?')}); repo HEAD at "
+      f"run time {env.get('git') or '?'}"
       + (" (csrc/ or torch_tvm/ had uncommitted changes)" if env.get("git_dirty_core")
-         else ""))
+         else "") + "; the installed build may lag the repo")
     w(f"- settings: max {st['iters']} timed iters/peer; stop after {st['peer_budget']:g} s "
       f"once >= {st['min_iters']} iters; hard cap {st['peer_cap']:g} s/peer (>= 1 iter); "
       f"warm-up {st['warmup']} calls (<= {st['warmup_budget']:g} s); "

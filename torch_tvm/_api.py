@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import torch
+import tvm_ffi
 
 from . import _C
 
@@ -47,6 +48,9 @@ def stats() -> dict:
             "fallback_calls", "input_copies", "evictions", "compile_seconds"]
     total = {k: sum(g[k] for g in groups) for k in keys}
     total["groups"] = groups
+    # Process-wide extern-kernel counters (oneDNN conv/linear, BLAS matmul).
+    total["kernels"] = {str(k): int(v) for k, v in
+                        tvm_ffi.get_global_func("torch_tvm.kernels.counters")().items()}
     return total
 
 

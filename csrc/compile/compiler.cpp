@@ -8,8 +8,24 @@
 
 namespace torch_tvm::compile {
 
-CompiledFunction::CompiledFunction(tvm::ffi::Module vm, double compile_seconds)
-    : vm_(std::move(vm)), compile_seconds_(compile_seconds) {
+namespace {
+
+// TVM's thread pool is per calling thread and sized at first use from
+// TVM_NUM_THREADS (torch_tvm sets it to the core count at import, so the pool
+// can be lowered to any budget). Each thread resizes its pool to the budget
+// once, and again only when the budget changes.
+void EnsureTvmThreads(int num_threads) {
+  thread_local int configured = -1;
+  if (configured == num_threads) return;
+  constexpr int kBigCores = 1;
+  CallGlobalAny("runtime.config_threadpool", kBigCores, num_threads);
+  configured = num_threads;
+}
+
+}  // namespace
+
+CompiledFunction::CompiledFunction(tvm::ffi::Module vm, double compile_seconds, int num_threads)
+    : vm_(std::move(vm)), compile_seconds_(compile_seconds), num_threads_(num_threads) {
   auto main = vm_->GetFunction("main");
   if (!main.has_value()) throw std::runtime_error("compiled module has no main function");
   main_ = *main;
@@ -20,6 +36,7 @@ std::vector<tvm::ffi::Tensor> CompiledFunction::Run(const std::vector<tvm::ffi::
   Any result;
   {
     std::lock_guard<std::mutex> lock(run_mu_);
+    EnsureTvmThreads(num_threads_);
     main_.CallPacked(packed.data(), static_cast<int32_t>(packed.size()), &result);
   }
   std::vector<tvm::ffi::Tensor> outputs;
@@ -53,7 +70,7 @@ std::shared_ptr<CompiledFunction> CompileRelax(const ObjectRef& ir_module, const
   (*vm->GetFunction("vm_initialization"))(kDLCPU, 0, kPooledAllocator);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return std::make_shared<CompiledFunction>(vm, seconds);
+  return std::make_shared<CompiledFunction>(vm, seconds, EffectiveThreads(options));
 }
 
 }  // namespace torch_tvm::compile

@@ -21,7 +21,7 @@ namespace torch_tvm::compile {
 
 class CompiledFunction {
  public:
-  CompiledFunction(tvm::ffi::Module vm, double compile_seconds);
+  CompiledFunction(tvm::ffi::Module vm, double compile_seconds, int num_threads);
 
   // Runs "main". The Relax VM keeps per-call state, so calls are serialised.
   std::vector<tvm::ffi::Tensor> Run(const std::vector<tvm::ffi::Tensor>& args);
@@ -31,6 +31,7 @@ class CompiledFunction {
   tvm::ffi::Module vm_;
   Function main_;
   double compile_seconds_;
+  int num_threads_;
   std::mutex run_mu_;
 };
 

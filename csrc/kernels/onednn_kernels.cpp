@@ -17,6 +17,7 @@
 //   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary) -> handle
 //   torch_tvm.kernels.linear(x, handle) -> y
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
+//   torch_tvm.kernels.counters() -> {name: count}
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <tvm/ffi/reflection/registry.h>
@@ -32,6 +33,16 @@ namespace torch_tvm::kernels {
 namespace ffi = tvm::ffi;
 
 namespace {
+
+// Calls and layout copies, read by torch_tvm.stats() through
+// "torch_tvm.kernels.counters"; tests use them to prove the oneDNN path ran.
+struct Counters {
+  std::atomic<int64_t> conv2d{0}, linear{0}, matmul{0}, prepacked{0}, layout_copies{0};
+};
+Counters& GetCounters() {
+  static Counters counters;
+  return counters;
+}
 
 struct PackedConv {
   at::Tensor weight;  // oneDNN blocked layout
@@ -113,12 +124,16 @@ at::Tensor NhwcToTorch(const ffi::Tensor& t) { return FromTvm(t).permute({0, 3, 
 
 ffi::Tensor TorchToNhwc(at::Tensor y) {
   at::Tensor nhwc = y.permute({0, 2, 3, 1});
-  if (!nhwc.is_contiguous()) nhwc = nhwc.contiguous();
+  if (!nhwc.is_contiguous()) {
+    nhwc = nhwc.contiguous();
+    GetCounters().layout_copies++;
+  }
   return ToTvm(nhwc);
 }
 
 ffi::Tensor Conv2d(const ffi::Tensor& x, const std::optional<ffi::Tensor>& other, int64_t handle) {
   auto conv = Convs().Get(handle);
+  GetCounters().conv2d++;
   c10::InferenceMode guard;
   at::Tensor input = NhwcToTorch(x);
   at::Tensor y;
@@ -153,6 +168,7 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   conv.weight = CallOp(Op("_reorder_convolution_weight", ""),
                        {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
   if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
+  GetCounters().prepacked++;
   return Convs().Add(std::move(conv));
 }
 
@@ -164,11 +180,13 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
   if (bias.has_value()) lin.bias = FromTvm(*bias).clone();
   lin.unary = unary;
+  GetCounters().prepacked++;
   return Linears().Add(std::move(lin));
 }
 
 ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   auto lin = Linears().Get(handle);
+  GetCounters().linear++;
   c10::InferenceMode guard;
   at::Tensor input = FromTvm(x);
   auto out_shape = input.sizes().vec();
@@ -180,6 +198,7 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
 }
 
 ffi::Tensor MatMul(const ffi::Tensor& a, const ffi::Tensor& b) {
+  GetCounters().matmul++;
   c10::InferenceMode guard;
   return ToTvm(at::matmul(FromTvm(a), FromTvm(b)).contiguous());
 }
@@ -198,7 +217,17 @@ TVM_FFI_STATIC_INIT_BLOCK() {
            })
       .def("torch_tvm.kernels.linear_prepack", LinearPrepack)
       .def("torch_tvm.kernels.linear", Linear)
-      .def("torch_tvm.kernels.matmul", MatMul);
+      .def("torch_tvm.kernels.matmul", MatMul)
+      .def("torch_tvm.kernels.counters", [] {
+        auto& c = GetCounters();
+        ffi::Map<ffi::String, int64_t> m;
+        m.Set("conv2d_calls", c.conv2d.load());
+        m.Set("linear_calls", c.linear.load());
+        m.Set("matmul_calls", c.matmul.load());
+        m.Set("prepacked_weights", c.prepacked.load());
+        m.Set("layout_copies", c.layout_copies.load());
+        return m;
+      });
 }
 
 }  // namespace torch_tvm::kernels
