@@ -63,6 +63,8 @@ class Peer:
     #: the prep already ended with a steady-state (non-compiling) call, so the
     #: warm-up phase may skip it for slow peers.
     prep_is_steady = False
+    #: duration of the last call made during prepare() (TorchScript-based peers)
+    last_prep_call_s = 0.0
 
     def __init__(self, ctx):
         self.ctx = ctx
@@ -99,6 +101,14 @@ def _trace(model, x):
         return torch.jit.trace(model, x, check_trace=False)
 
 
+def _three_calls(peer, tm):
+    for _ in range(3):
+        t0 = time.perf_counter()
+        y = tm(peer.ctx.x)
+        peer.last_prep_call_s = time.perf_counter() - t0
+    return y
+
+
 class TSDefault(Peer):
     key = "ts_default"
     prep_is_steady = True
@@ -106,8 +116,7 @@ class TSDefault(Peer):
     def prepare(self):
         tm = _trace(self.ctx.model, self.ctx.x)
         # 1st call profiles, 2nd call optimises and caches the plan, 3rd is steady.
-        for _ in range(3):
-            y = tm(self.ctx.x)
+        y = _three_calls(self, tm)
         self.fn = tm
         return y
 
@@ -119,8 +128,7 @@ class TSFreeze(Peer):
     def prepare(self):
         tm = _trace(self.ctx.model, self.ctx.x)
         tm = torch.jit.optimize_for_inference(torch.jit.freeze(tm.eval()))
-        for _ in range(3):
-            y = tm(self.ctx.x)
+        y = _three_calls(self, tm)
         self.fn = tm
         return y
 
@@ -362,7 +370,9 @@ class TorchTVM(Peer):
             calls = 0
             last = before["compiles"] + before["compile_failures"]
             while True:
+                t0 = time.perf_counter()
                 y = tm(ctx.x)
+                self.last_prep_call_s = time.perf_counter() - t0
                 calls += 1
                 s = torch_tvm.stats()
                 now = s["compiles"] + s["compile_failures"]

@@ -296,6 +296,9 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
                         f"{fmt(r.get('max_abs_diff'), '.1e')}; "
                         f"{pe['eager']['rounds']} rounds x {pe['eager']['calls_per_round']}"
                         " calls")
+                if r.get("torch_tvm_groups") == 0:
+                    note = "no TVM group formed: this is plain TorchScript; " + note
+            note += f"; background load {fmt(r.get('background_cores'), '.2f')} cores"
             w(f"| {r['threads']} | {us('eager')} | {us('ts_default')} | {us('torch_tvm')} | "
               f"{fmt(r.get('overhead_vs_eager_us'), '.2f')} | "
               f"{fmt(r.get('overhead_vs_ts_us'), '.2f')} | {esc(note)} |")

@@ -170,6 +170,10 @@ def run_one(spec: dict, args, tag: str) -> dict:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)  # the worker and its relax_dynamo child
             proc.wait()
+        except KeyboardInterrupt:  # the worker is in its own session: stop it too
+            os.killpg(proc.pid, 9)
+            proc.wait()
+            raise
     wall = time.perf_counter() - t0
     foreign = (cpu_busy_s() - busy0) - (children_cpu_s() - ru0)
     if os.path.exists(out_path):

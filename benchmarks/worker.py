@@ -118,8 +118,12 @@ def run_model_config(spec: dict) -> dict:
         while pending:
             for peer in list(pending):
                 k = peer.key
-                done = wcount[k] >= args.warmup or (
-                    wspent[k] >= args.warmup_budget and (wcount[k] >= 1 or peer.prep_is_steady))
+                # Slow peers whose preparation already ended with a steady call skip
+                # the warm-up; every other peer gets at least one warm-up call.
+                skip = (peer.prep_is_steady and wcount[k] == 0
+                        and peer.last_prep_call_s >= args.warmup_budget)
+                done = skip or wcount[k] >= args.warmup or (
+                    wspent[k] >= args.warmup_budget and wcount[k] >= 1)
                 if done:
                     pending.remove(peer)
                     continue

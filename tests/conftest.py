@@ -113,10 +113,6 @@ def group_counters(graph):
     return {g["id"]: g for g in torch_tvm.stats()["groups"] if g["id"] in ids}
 
 
-def summed_counters(graph, key):
-    return sum(g[key] for g in group_counters(graph).values())
-
-
 # ----------------------------------------------------------------------------
 # running through torch_tvm
 

@@ -84,7 +84,8 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
       flat_outputs.insert(flat_outputs.end(), v.tensors.begin(), v.tensors.end());
       result.output_arity.push_back(static_cast<int64_t>(v.tensors.size()));
     } else {
-      throw std::runtime_error("graph output " + out->debugName() + " is not a tensor");
+      result.constant_outputs.push_back(v.constant);
+      result.output_arity.push_back(ConvertedGraph::kConstantOutput);
     }
   }
   if (flat_outputs.empty()) throw std::runtime_error("graph has no tensor outputs");

@@ -17,8 +17,11 @@ struct ConvertedGraph {
   ObjectRef ir_module;               // tvm.IRModule with a "main" function
   std::vector<size_t> param_inputs;  // graph input index of each Relax parameter, in order
   // For each graph output, how many flat Relax outputs it takes: -1 for a
-  // single tensor, n >= 0 for a list of n tensors.
+  // single tensor, n >= 0 for a list of n tensors, kConstantOutput for a value
+  // fixed at compile time (taken in order from constant_outputs).
   std::vector<int64_t> output_arity;
+  std::vector<c10::IValue> constant_outputs;
+  static constexpr int64_t kConstantOutput = -2;
 };
 
 // Raises std::runtime_error naming the op when a node cannot be converted.

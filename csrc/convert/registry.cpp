@@ -98,6 +98,11 @@ void ConverterRegistry::Register(const std::string& schema, ConvertFn fn, Suppor
   table_[schema] = Converter{schema, std::move(fn), std::move(check)};
 }
 
+void ConverterRegistry::RegisterCompileTime(const std::string& schema, ConvertFn fn) {
+  Register(schema, std::move(fn));
+  table_[schema].compile_time = true;
+}
+
 const Converter* ConverterRegistry::Find(const std::string& schema) const {
   auto it = table_.find(schema);
   return it == table_.end() ? nullptr : &it->second;
@@ -125,15 +130,28 @@ static bool IsTensorOrTensorList(const c10::TypePtr& type) {
   return false;
 }
 
+bool IsPlumbing(const Node* node) {
+  auto kind = node->kind();
+  if (kind == c10::prim::Constant || kind == c10::prim::ListConstruct ||
+      kind == c10::prim::ListUnpack) {
+    return true;
+  }
+  const Converter* conv = ConverterRegistry::Global().Find(SchemaKey(node));
+  return conv && conv->compile_time;
+}
+
 std::optional<std::string> UnsupportedReason(const Node* node) {
   std::string key = SchemaKey(node);
   const Converter* conv = ConverterRegistry::Global().Find(key);
-  if (!conv) return "no converter for " + key;
-  for (const auto* out : node->outputs()) {
-    if (!IsTensorOrTensorList(out->type())) {
-      return key + " produces a non-tensor value (" + out->type()->str() + ")";
+  if (!conv || !conv->compile_time) {
+    for (const auto* out : node->outputs()) {
+      if (!IsTensorOrTensorList(out->type())) {
+        return key + " produces a non-tensor value (" + out->type()->str() +
+               "); scalar and shape arithmetic stays in PyTorch";
+      }
     }
   }
+  if (!conv) return "no converter for " + key;
   if (conv->check) return conv->check(node);
   return std::nullopt;
 }

@@ -57,6 +57,10 @@ class ConvertContext {
   TensorInfo Info(size_t i) const { return bb.InfoOf(Tensor(i)); }
 
   void SetOutput(size_t i, Expr e) { outputs_.at(i) = LoweredValue::OfTensor(std::move(e)); }
+  // A value known at compile time (shape arithmetic: aten::size, int math).
+  void SetOutputConstant(size_t i, c10::IValue v) {
+    outputs_.at(i) = LoweredValue::OfConstant(std::move(v));
+  }
   void SetOutputList(size_t i, std::vector<Expr> es) {
     outputs_.at(i) = LoweredValue::OfTensorList(std::move(es));
   }
@@ -76,12 +80,16 @@ struct Converter {
   std::string schema;  // "aten::add.Tensor"
   ConvertFn convert;
   SupportCheckFn check;
+  // Computes non-tensor values at compile time (shape plumbing such as
+  // aten::size feeding a view). Such nodes never form a group on their own.
+  bool compile_time = false;
 };
 
 class ConverterRegistry {
  public:
   static ConverterRegistry& Global();
   void Register(const std::string& schema, ConvertFn fn, SupportCheckFn check = nullptr);
+  void RegisterCompileTime(const std::string& schema, ConvertFn fn);
   const Converter* Find(const std::string& schema) const;
   std::vector<std::string> Schemas() const;
 
@@ -91,6 +99,10 @@ class ConverterRegistry {
 
 // "aten::add.Tensor" for a node with a schema, its kind otherwise.
 std::string SchemaKey(const torch::jit::Node* node);
+
+// True for list plumbing and compile-time scalar nodes: grouped only together
+// with real compute, never counted towards a group's size.
+bool IsPlumbing(const torch::jit::Node* node);
 
 // Why `node` cannot go into a TVM group, or nullopt when it can.
 std::optional<std::string> UnsupportedReason(const torch::jit::Node* node);

@@ -84,6 +84,9 @@ Expr RelaxBuilder::ScalarConstant(double value, const std::string& dtype) {
   else if (dtype == "int64") t = t.to(at::kLong);
   else if (dtype == "int32") t = t.to(at::kInt);
   else if (dtype == "bool") t = t.to(at::kBool);
+  else if (dtype == "int16") t = t.to(at::kShort);
+  else if (dtype == "int8") t = t.to(at::kChar);
+  else if (dtype == "uint8") t = t.to(at::kByte);
   else if (dtype != "float64") throw std::runtime_error("no scalar constant of dtype " + dtype);
   return CallGlobal("relax.MakeTensorConst", ToTvm(t.clone()), nullptr, nullptr);
 }
@@ -92,8 +95,28 @@ Expr RelaxBuilder::FloatImm(double value, const std::string& dtype) {
   return CallGlobal("ir.FloatImm", dtype, value, nullptr);
 }
 
+Expr RelaxBuilder::CallExtern(const std::string& name, const std::vector<Expr>& args,
+                              const std::vector<int64_t>& out_shape,
+                              const std::string& out_dtype) {
+  auto func = CallGlobal("relax.ExternFunc", String(name), nullptr, nullptr);
+  auto shape = CallGlobal("relax.ShapeExpr", IntArray(out_shape), nullptr);
+  auto type = CallGlobal("relax.TensorType", shape, out_dtype, -1, nullptr, nullptr);
+  return Op("call_pure_packed", func, Array<ObjectRef>(args.begin(), args.end()), nullptr,
+            Array<ObjectRef>{type});
+}
+
 Expr RelaxBuilder::Tuple(const std::vector<Expr>& fields) {
   return CallGlobal("relax.Tuple", Array<ObjectRef>(fields.begin(), fields.end()), nullptr);
+}
+
+Expr RelaxBuilder::IntTuple(const std::vector<int64_t>& values) {
+  std::vector<Expr> fields;
+  for (int64_t v : values) fields.push_back(CallGlobal("ir.IntImm", String("int64"), v, nullptr));
+  return Tuple(fields);
+}
+
+Expr RelaxBuilder::Shape(const std::vector<int64_t>& values) {
+  return CallGlobal("relax.ShapeExpr", IntArray(values), nullptr);
 }
 
 Expr RelaxBuilder::TupleGetItem(const Expr& tuple, int64_t index) {

@@ -51,7 +51,15 @@ class RelaxBuilder {
   Expr ScalarConstant(double value, const std::string& dtype);
   Expr FloatImm(double value, const std::string& dtype);
 
+  // A call to the tvm-ffi global `name` (an extern kernel registered in
+  // csrc/kernels) that allocates and returns one tensor.
+  Expr CallExtern(const std::string& name, const std::vector<Expr>& args,
+                  const std::vector<int64_t>& out_shape, const std::string& out_dtype);
+
   Expr Tuple(const std::vector<Expr>& fields);
+  // A tuple of int64 immediates (what strided_slice takes) and a shape.
+  Expr IntTuple(const std::vector<int64_t>& values);
+  Expr Shape(const std::vector<int64_t>& values);
   Expr TupleGetItem(const Expr& tuple, int64_t index);
 
   TensorInfo InfoOf(const Expr& expr) const;

@@ -17,6 +17,7 @@
 //   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary) -> handle
 //   torch_tvm.kernels.linear(x, handle) -> y
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
+//   torch_tvm.kernels.embedding(weight, indices) -> rows (bounds-checked)
 //   torch_tvm.kernels.counters() -> {name: count}
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -197,6 +198,13 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   return ToTvm(y.reshape(out_shape).contiguous());
 }
 
+// The bounds check is the reason this is an extern kernel: at::embedding
+// raises on an out-of-range index.
+ffi::Tensor Embedding(const ffi::Tensor& weight, const ffi::Tensor& indices) {
+  c10::InferenceMode guard;
+  return ToTvm(at::embedding(FromTvm(weight), FromTvm(indices)).contiguous());
+}
+
 ffi::Tensor MatMul(const ffi::Tensor& a, const ffi::Tensor& b) {
   GetCounters().matmul++;
   c10::InferenceMode guard;
@@ -218,6 +226,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("torch_tvm.kernels.linear_prepack", LinearPrepack)
       .def("torch_tvm.kernels.linear", Linear)
       .def("torch_tvm.kernels.matmul", MatMul)
+      .def("torch_tvm.kernels.embedding", Embedding)
       .def("torch_tvm.kernels.counters", [] {
         auto& c = GetCounters();
         ffi::Map<ffi::String, int64_t> m;

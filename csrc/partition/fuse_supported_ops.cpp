@@ -21,10 +21,7 @@ namespace SubgraphUtils = torch::jit::SubgraphUtils;
 
 namespace {
 
-bool IsStructural(const Node* n) {
-  return n->kind() == c10::prim::Constant || n->kind() == c10::prim::ListConstruct ||
-         n->kind() == c10::prim::ListUnpack;
-}
+bool IsStructural(const Node* n) { return convert::IsPlumbing(n); }
 
 class Fuser {
  public:
@@ -45,6 +42,11 @@ class Fuser {
     if (n->kind() == CompilationGroupKind()) return true;
     if (n->kind() == c10::prim::Constant || !n->blocks().empty()) return false;
     if (convert::UnsupportedReason(n)) return false;
+    // Moves are checked against mutations by AliasDb. What else can go wrong
+    // is aliasing: a view's output shares its input's storage in PyTorch but
+    // is a fresh buffer in TVM, so a write to either would not show through.
+    // Only nodes whose outputs may alias their inputs need the writer check.
+    if (!MayAliasInputs(n)) return true;
     for (const Value* v : n->inputs()) {
       if (alias_db_->hasWriters(v)) return false;
     }
@@ -52,6 +54,19 @@ class Fuser {
       if (alias_db_->hasWriters(v)) return false;
     }
     return true;
+  }
+
+  static bool MayAliasInputs(const Node* n) {
+    if (n->kind() == c10::prim::ListConstruct || n->kind() == c10::prim::ListUnpack) return true;
+    const auto* schema = n->maybeSchema();
+    if (!schema) return true;
+    for (const auto& ret : schema->returns()) {
+      if (ret.alias_info()) return true;
+    }
+    // Converters that return their input unchanged alias it too.
+    auto kind = n->kind();
+    return kind == c10::aten::dropout || kind == c10::aten::feature_dropout ||
+           kind == c10::aten::contiguous;
   }
 
   void FuseBlock(Block* block) {

@@ -6,6 +6,7 @@
 
 #include "common/dlpack_bridge.h"
 #include "convert/graph_converter.h"
+#include "convert/registry.h"
 #include "runtime/spec_key.h"
 
 namespace torch_tvm::runtime {
@@ -24,7 +25,7 @@ GroupRunner::GroupRunner(std::string id, std::shared_ptr<torch::jit::Graph> subg
       fallback_code_(graph_, "tvm_group_fallback_" + id_) {
   bind_as_constant_.resize(graph_->inputs().size(), false);
   for (const auto* node : graph_->nodes()) {
-    if (node->kind() != c10::prim::Constant) op_names_.push_back(node->kind().toQualString());
+    if (node->kind() != c10::prim::Constant) op_names_.push_back(convert::SchemaKey(node));
   }
 }
 
@@ -80,6 +81,7 @@ std::shared_ptr<GroupRunner::Entry> GroupRunner::CompileEntry(
     entry->fn = compile::CompileRelax(converted.ir_module, options);
     entry->param_inputs = std::move(converted.param_inputs);
     entry->output_arity = std::move(converted.output_arity);
+    entry->constant_outputs = std::move(converted.constant_outputs);
   } catch (const std::exception& e) {
     RecordFailure(key, e.what(), options);
     return nullptr;
@@ -115,9 +117,13 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
   }
   std::vector<tvm::ffi::Tensor> flat = entry.fn->Run(args);
   torch::jit::drop(stack, inputs.size());
-  size_t pos = 0;
+  size_t pos = 0, constant_pos = 0;
   for (int64_t arity : entry.output_arity) {
-    if (arity < 0) {
+    if (arity == convert::ConvertedGraph::kConstantOutput) {
+      const c10::IValue& v = entry.constant_outputs.at(constant_pos++);
+      // A constant tensor is handed out fresh, so callers may mutate it.
+      torch::jit::push(stack, v.isTensor() ? c10::IValue(v.toTensor().clone()) : v);
+    } else if (arity < 0) {
       torch::jit::push(stack, FromTvm(flat.at(pos++)));
     } else {
       c10::List<at::Tensor> list;

@@ -54,6 +54,7 @@ class GroupRunner {
     std::shared_ptr<compile::CompiledFunction> fn;
     std::vector<size_t> param_inputs;
     std::vector<int64_t> output_arity;
+    std::vector<c10::IValue> constant_outputs;
   };
 
   std::shared_ptr<Entry> Lookup(const std::string& key);

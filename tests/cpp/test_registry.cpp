@@ -56,7 +56,7 @@ graph(%x : Tensor):
   %train : bool = prim::Constant[value=1]()
   %d : Tensor = aten::dropout(%x, %p, %train)
   %e : Tensor = aten::erfinv(%d)
-  %n : int = aten::dim(%e)
+  %n : bool = aten::is_contiguous(%e)
   return (%n))IR");
   auto dropout = UnsupportedReason(FirstOf(g, "aten::dropout"));
   ASSERT_TRUE(dropout.has_value());
@@ -64,5 +64,7 @@ graph(%x : Tensor):
   auto erfinv = UnsupportedReason(FirstOf(g, "aten::erfinv"));
   ASSERT_TRUE(erfinv.has_value());
   EXPECT_NE(erfinv->find("no converter for aten::erfinv"), std::string::npos);
-  ASSERT_TRUE(UnsupportedReason(FirstOf(g, "aten::dim")).has_value());
+  auto contiguous = UnsupportedReason(FirstOf(g, "aten::is_contiguous"));
+  ASSERT_TRUE(contiguous.has_value());
+  EXPECT_NE(contiguous->find("non-tensor"), std::string::npos);
 }

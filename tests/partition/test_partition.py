@@ -125,6 +125,28 @@ def test_groups_inside_if_and_loop_blocks(flag, n):
     assert sum(c["compiles"] for c in group_counters(graph).values()) >= 2
 
 
+@pytest.mark.parametrize("layer", ["batch_norm", "dropout"])
+def test_scripted_eval_module_groups_ops_with_a_training_flag(layer):
+    """torch.jit.script(model.eval()) without freezing: `training` reaches
+    batch_norm/dropout as prim::GetAttr, not as a constant. The README
+    documents this entry point, so the model's ops should still be grouped."""
+    torch.manual_seed(2)
+    if layer == "batch_norm":
+        model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Conv2d(4, 4, 3))
+        x, required = torch.randn(1, 3, 9, 9), {"aten::conv2d", "aten::batch_norm", "aten::relu"}
+    else:
+        model = nn.Sequential(nn.Linear(6, 5), nn.Dropout(0.1), nn.Linear(5, 3))
+        x, required = torch.randn(2, 6), {"aten::linear", "aten::dropout"}
+    model.eval()
+    module = jit(model, [x], script=True)
+    out, graph = run_jitted(module, x)
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
+    inside = set(ops_in_groups(graph))
+    assert required <= inside, f"not grouped: {sorted(required - inside)}"
+    assert not required & set(outside_aten_ops(graph)), outside_aten_ops(graph)
+
+
 def _inplace_on_temporary(x):
     y = x * 2.0
     y.add_(1.0)

@@ -62,6 +62,8 @@ def test_unconvertible_op_falls_back_with_warning_naming_it():
     assert d["fallback_calls"] == d["calls"] >= 2, d
     failures = [f for g in group_counters(graph).values() for f in g["failures"].values()]
     assert any("divisor_override" in f for f in failures), failures
+    report = torch_tvm.explain(module, (x,))
+    assert report.num_fallbacks >= 3 and "FALLBACK for spec" in str(report), str(report)
 
 
 def test_strict_mode_raises_instead_of_falling_back():
@@ -191,6 +193,38 @@ def test_non_tensor_inputs_are_part_of_the_key():
             out = module(x, s)
         torch.testing.assert_close(out, _scaled(x, s))
         assert delta(before)["cache_misses"] == misses, (s, delta(before))
+
+
+def test_compile_settings_are_part_of_the_key():
+    w = torch.randn(8, 5)
+    x = torch.randn(3, 8)
+    module = jit(_mlp_head, [x, w])
+    run_jitted(module, x, w, calls=3)
+    for options, misses in [({"opt_level": 0}, 1), ({"opt_level": 0}, 0),
+                            ({"num_threads": 1}, 1), ({}, 0)]:
+        torch_tvm.enable(**options)
+        before = snapshot()
+        with torch.no_grad():
+            out = module(x, w)
+        torch.testing.assert_close(out, _mlp_head(x, w), rtol=1e-4, atol=1e-5)
+        d = delta(before)
+        assert d["cache_misses"] == misses and d["fallback_calls"] == 0, (options, d)
+
+
+def test_outputs_stay_valid_across_calls():
+    torch.manual_seed(4)
+    model = torch.nn.Sequential(torch.nn.Conv2d(3, 8, 3, padding=1), torch.nn.BatchNorm2d(8),
+                                torch.nn.ReLU(), torch.nn.Flatten(),
+                                torch.nn.Linear(8 * 7 * 9, 10)).eval()
+    xs = [torch.randn(2, 3, 7, 9) for _ in range(5)]
+    module = jit(model, [xs[0]])
+    run_jitted(module, xs[0], calls=3)
+    with torch.no_grad():
+        outs = [module(x) for x in xs]  # all kept alive, checked afterwards
+        refs = [model(x) for x in xs]
+    for out, ref in zip(outs, refs):
+        torch.testing.assert_close(out, ref, rtol=1e-4, atol=1e-5)
+    assert len({o.data_ptr() for o in outs}) == len(outs)
 
 
 def test_in_place_weight_update_is_seen():

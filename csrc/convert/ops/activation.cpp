@@ -52,6 +52,10 @@ TORCH_TVM_CONVERTERS(activation) {
   reg.Register("aten::hardtanh", [](ConvertContext& c) {
     c.SetOutput(0, Clamp(c, c.Tensor(0), c.Double(1), c.Double(2)));
   });
+  reg.Register("aten::relu6", [](ConvertContext& c) {
+    c.SetOutput(0, Clamp(c, c.Tensor(0), 0.0, 6.0));
+  });
+  reg.Register("aten::neg", [](ConvertContext& c) { Unary(c, "negative"); });
   reg.Register("aten::hardsigmoid", [](ConvertContext& c) {
     c.SetOutput(0, HardSigmoid(c, c.Tensor(0)));
   });

@@ -107,8 +107,9 @@ void ConvTranspose2d(ConvertContext& ctx) {
 TORCH_TVM_CONVERTERS(convolution) {
   reg.Register("aten::_convolution", Convolution);
   reg.Register("aten::convolution", Convolution);
+  // aten::_convolution_mode is what tracing records for padding="same"/"valid".
   for (const char* s : {"aten::conv1d", "aten::conv2d", "aten::conv1d.padding",
-                        "aten::conv2d.padding"}) {
+                        "aten::conv2d.padding", "aten::_convolution_mode"}) {
     reg.Register(s, ConvNd);
   }
   reg.Register("aten::conv_transpose2d.input", ConvTranspose2d);

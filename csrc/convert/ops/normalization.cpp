@@ -20,6 +20,7 @@ Expr OptionalOr(ConvertContext& ctx, size_t i, const std::vector<int64_t>& shape
 
 // (input, weight?, bias?, running_mean?, running_var?, training, momentum, eps, cudnn)
 void BatchNorm(ConvertContext& ctx) {
+  RequireFalse(ctx, 5, "batch_norm in training mode");
   if (ctx.IsNone(3) || ctx.IsNone(4)) throw std::runtime_error("needs running statistics");
   RelaxBuilder& bb = ctx.bb;
   Expr x = ctx.Tensor(0);

@@ -71,11 +71,16 @@ Expr Scaled(ConvertContext& ctx, const Expr& x, double scale) {
   return ctx.bb.Op("multiply", x, ctx.bb.ScalarConstant(scale, ctx.bb.InfoOf(x).dtype));
 }
 
+void RequireFalse(const ConvertContext& ctx, size_t index, const std::string& what) {
+  if (ctx.Bool(index)) throw std::runtime_error(what + " is not supported");
+}
+
 SupportCheckFn RejectIfTrue(size_t index, std::string what) {
   return [index, what](const torch::jit::Node* n) -> std::optional<std::string> {
+    // A flag known only at run time (a scripted module's self.training) is
+    // checked again at conversion, where its value is known.
     auto v = torch::jit::toIValue(n->inputs().at(index));
-    if (!v || !v->isBool()) return what + " flag is not a constant";
-    if (v->toBool()) return what;
+    if (v && v->isBool() && v->toBool()) return what;
     return std::nullopt;
   };
 }

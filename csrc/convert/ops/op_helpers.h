@@ -25,7 +25,9 @@ std::pair<Expr, Expr> BinaryOperands(ConvertContext& ctx, size_t a, size_t b);
 Expr Scaled(ConvertContext& ctx, const Expr& x, double scale);
 
 // A support check rejecting the node while its boolean argument `index` is a
-// constant true (dropout or batch_norm in training mode).
+// constant true (dropout or batch_norm in training mode). Converters still
+// call RequireFalse on the value, which may only be known at compile time.
 SupportCheckFn RejectIfTrue(size_t index, std::string what);
+void RequireFalse(const ConvertContext& ctx, size_t index, const std::string& what);
 
 }  // namespace torch_tvm::convert

@@ -49,7 +49,10 @@ TORCH_TVM_CONVERTERS(reduction) {
   reg.Register("aten::log_softmax.int", [](ConvertContext& c) { Softmax(c, "nn.log_softmax"); });
   reg.Register("aten::max.dim", MaxDim);
   for (const char* s : {"aten::dropout", "aten::feature_dropout"}) {
-    reg.Register(s, [](ConvertContext& c) { c.SetOutput(0, c.Tensor(0)); },
+    reg.Register(s, [](ConvertContext& c) {
+                   RequireFalse(c, 2, "dropout in training mode");
+                   c.SetOutput(0, c.Tensor(0));
+                 },
                  RejectIfTrue(2, "dropout in training mode"));
   }
 }

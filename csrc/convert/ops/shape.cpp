@@ -105,6 +105,20 @@ TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::contiguous", [](ConvertContext& c) { c.SetOutput(0, c.Tensor(0)); });
   reg.Register("aten::cat", Cat);
   reg.Register("aten::chunk", Chunk);
+  // Tracing rewrites chunk into prim::ConstantChunk, with chunks/dim as attributes.
+  reg.Register("prim::ConstantChunk", [](ConvertContext& c) {
+    TensorInfo info = c.Info(0);
+    int64_t dim = NormalizeDim(c.node->i(c10::attr::dim), info.ndim());
+    int64_t chunks = c.node->i(c10::attr::chunks);
+    int64_t piece = std::max<int64_t>((info.shape[dim] + chunks - 1) / chunks, 1);
+    std::vector<int64_t> sizes;
+    for (int64_t start = 0; start < info.shape[dim]; start += piece) {
+      sizes.push_back(std::min(piece, info.shape[dim] - start));
+    }
+    auto parts = SplitSizes(c, c.Tensor(0), sizes, dim);
+    if (parts.size() != c.node->outputs().size()) throw std::runtime_error("chunk count mismatch");
+    for (size_t i = 0; i < parts.size(); ++i) c.SetOutput(i, parts[i]);
+  });
   reg.Register("aten::split.Tensor", [](ConvertContext& c) { SplitEqual(c, c.Int(1), c.Int(2)); });
   reg.Register("aten::split_with_sizes", SplitWithSizes);
   reg.Register("aten::split.sizes", SplitWithSizes);
@@ -112,10 +126,18 @@ TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::squeeze.dim", [](ConvertContext& c) { Squeeze(c, c.Ints(1)); });
   reg.Register("aten::squeeze.dims", [](ConvertContext& c) { Squeeze(c, c.Ints(1)); });
   reg.Register("aten::unsqueeze", Unsqueeze);
-  reg.Register("prim::ListConstruct", [](ConvertContext& c) {
-    std::vector<Expr> items;
-    for (size_t i = 0; i < c.NumInputs(); ++i) items.push_back(c.Tensor(i));
-    c.SetOutputList(0, items);
+  // A list of tensors, or a list of compile-time scalars (a view's shape).
+  reg.RegisterCompileTime("prim::ListConstruct", [](ConvertContext& c) {
+    auto type = c.node->output()->type()->expect<c10::ListType>()->getElementType();
+    if (type->isSubtypeOf(*c10::TensorType::get())) {
+      std::vector<Expr> items;
+      for (size_t i = 0; i < c.NumInputs(); ++i) items.push_back(c.Tensor(i));
+      c.SetOutputList(0, items);
+      return;
+    }
+    c10::impl::GenericList list(type);
+    for (size_t i = 0; i < c.NumInputs(); ++i) list.push_back(c.Constant(i));
+    c.SetOutputConstant(0, std::move(list));
   });
   reg.Register("prim::ListUnpack", [](ConvertContext& c) {
     auto items = c.TensorList(0);
