@@ -110,7 +110,10 @@ def test_scripted_model_with_control_flow(variant):
         required = {"aten::conv2d", "aten::hardswish", "aten::layer_norm", "aten::linear",
                     "aten::gelu"}
     else:
-        required = {"aten::conv2d", "aten::batch_norm", "aten::hardswish", "aten::layer_norm",
+        # Unfrozen, nn.Conv2d's forward branches on the str attribute
+        # self.padding_mode, so aten::conv2d sits alone in a prim::If block and
+        # is below min_group_size there (README: freeze scripted modules).
+        required = {"aten::batch_norm", "aten::hardswish", "aten::layer_norm",
                     "aten::linear", "aten::gelu"}
     x = torch.randn(2, 3, 33, 29)
     x_pos, x_neg = x.abs() + 0.1, -x.abs() - 0.1
