@@ -1,8 +1,9 @@
 """Relax pass: hand convolutions and matrix products to oneDNN kernels.
 
 Runs after BN folding and the NHWC layout conversion. Each nn.conv2d with a
-constant weight (plus a following constant bias add, residual add and relu,
-when present) becomes one call_pure_packed to torch_tvm.kernels.conv2d_nhwc /
+constant weight, plus what follows it when present (a constant bias add, then
+a residual add (+relu), or one unary post-op: relu, sigmoid, tanh, silu, gelu,
+or a clamp as hardtanh), becomes one call_pure_packed to torch_tvm.kernels.conv2d_nhwc /
 conv2d_add_nhwc, with the weight prepacked now, once. matmul with a constant
 weight becomes torch_tvm.kernels.linear (prepacked); other matmuls go to
 torch_tvm.kernels.matmul (PyTorch's BLAS). The kernels live in
@@ -46,60 +47,85 @@ def _per_channel(const, channels):
     return tvm.runtime.tensor(const.value.numpy().reshape(channels))
 
 
-class _ConvPatterns:
-    def __init__(self):
-        self.x = wildcard()
-        self.w = is_const()
-        self.b = is_const()
-        self.other = wildcard()
-        self.conv = is_op("relax.nn.conv2d")(self.x, self.w)
-        self.biased = is_op("relax.add")(self.conv, self.b)
+# Relax unary ops that oneDNN can apply as a post-op: relax op -> (attr, algorithm).
+_UNARY = {
+    "relax.nn.relu": ("relu", None),
+    "relax.sigmoid": ("sigmoid", None),
+    "relax.tanh": ("tanh", None),
+    "relax.nn.silu": ("swish", None),
+    "relax.nn.gelu": ("gelu", "none"),
+    "relax.nn.gelu_tanh": ("gelu", "tanh"),
+}
 
-    def variants(self):
-        """(pattern, has_bias, has_residual, has_relu), largest first."""
-        out = []
-        for base, has_bias in ((self.biased, True), (self.conv, False)):
-            added = is_op("relax.add")(base, self.other) | is_op("relax.add")(self.other, base)
-            out.append((is_op("relax.nn.relu")(added), has_bias, True, True))
-            out.append((added, has_bias, True, False))
-            out.append((is_op("relax.nn.relu")(base), has_bias, False, True))
-            out.append((base, has_bias, False, False))
-        return out
+
+def _scalar(const):
+    try:
+        arr = const.value.numpy()
+    except Exception:  # noqa: BLE001 - not a plain constant
+        return None
+    return float(arr) if arr.size == 1 else None
+
+
+def _epilogues(base):
+    """(pattern, epilogue) for every post-op the kernels can fuse, largest first.
+
+    epilogue(m) returns (attr, scalars, algorithm) from the match, or None.
+    """
+    out = []
+    for op_name, (attr, algo) in _UNARY.items():
+        out.append((is_op(op_name)(base), lambda m, a=attr, g=algo: (a, [], g)))
+    lo, hi = is_const(), is_const()
+    clamp = is_op("relax.minimum")(is_op("relax.maximum")(base, lo), hi)
+
+    def hardtanh(m, lo=lo, hi=hi):
+        lo_v, hi_v = _scalar(m[lo]), _scalar(m[hi])
+        return None if lo_v is None or hi_v is None else ("hardtanh", [lo_v, hi_v], None)
+
+    out.append((clamp, hardtanh))
+    out.append((base, lambda m: ("none", [], None)))
+    return out
 
 
 def _rewrite_convs(func, stats):
-    p = _ConvPatterns()
-    for pattern, has_bias, has_residual, has_relu in p.variants():
-        def rewriter(orig, m, has_bias=has_bias, has_residual=has_residual, has_relu=has_relu):
-            conv = m[p.conv]
-            attrs = conv.attrs
+    x, w, b, other = wildcard(), is_const(), is_const(), wildcard()
+    conv = is_op("relax.nn.conv2d")(x, w)
+    variants = []
+    for base, has_bias in ((is_op("relax.add")(conv, b), True), (conv, False)):
+        added = is_op("relax.add")(base, other) | is_op("relax.add")(other, base)
+        # After a residual add oneDNN applies relu (Inductor's fusion too).
+        variants.append((is_op("relax.nn.relu")(added), has_bias, True, lambda m: ("relu", [], None)))
+        variants.append((added, has_bias, True, lambda m: ("none", [], None)))
+        for pattern, epilogue in _epilogues(base):
+            variants.append((pattern, has_bias, False, epilogue))
+
+    for pattern, has_bias, has_residual, epilogue in variants:
+        def rewriter(orig, m, has_bias=has_bias, has_residual=has_residual, epilogue=epilogue):
+            c = m[conv]
+            attrs = c.attrs
             if (attrs.data_layout != "NHWC" or attrs.kernel_layout != "OHWI"
-                    or attrs.out_layout != "NHWC" or _dtype(conv) != "float32"
-                    or _dtype(m[p.x]) != "float32"):
+                    or attrs.out_layout != "NHWC" or _dtype(c) != "float32"
+                    or _dtype(m[x]) != "float32"):
                 return orig
-            out_shape = _shape(conv)
-            bias = None
-            if has_bias:
-                bias = _per_channel(m[p.b], out_shape[-1])
-                if bias is None:
-                    return orig
-            other = None
-            if has_residual:
-                other = m[p.other]
-                if _shape(other) != out_shape or _dtype(other) != "float32":
-                    return orig
+            out_shape = _shape(c)
+            bias = _per_channel(m[b], out_shape[-1]) if has_bias else None
+            if has_bias and bias is None:
+                return orig
+            if has_residual and (_shape(m[other]) != out_shape or _dtype(m[other]) != "float32"):
+                return orig
+            post = epilogue(m)
             pad = _ints(attrs.padding)  # top, left, bottom, right
-            if pad[0] != pad[2] or pad[1] != pad[3]:
+            if post is None or pad[0] != pad[2] or pad[1] != pad[3]:
                 return orig
-            handle = _prepack_conv(m[p.w].value, bias, [pad[0], pad[1]], _ints(attrs.strides),
-                                   _ints(attrs.dilation), int(attrs.groups), _shape(m[p.x]),
-                                   "relu" if has_relu else "none")
+            unary, scalars, algorithm = post
+            handle = _prepack_conv(m[w].value, bias, [pad[0], pad[1]], _ints(attrs.strides),
+                                   _ints(attrs.dilation), int(attrs.groups), _shape(m[x]),
+                                   unary, scalars, algorithm or "")
             stats["conv2d"] += 1
             out_ty = relax.TensorType(out_shape, "float32")
             if has_residual:
-                return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_add_nhwc", m[p.x], other,
-                                                 relax.prim_value(handle), ty_args=out_ty)
-            return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_nhwc", m[p.x],
+                return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_add_nhwc", m[x],
+                                                 m[other], relax.prim_value(handle), ty_args=out_ty)
+            return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_nhwc", m[x],
                                              relax.prim_value(handle), ty_args=out_ty)
 
         func = relax.dpl.rewrite_call(pattern, rewriter, func)
@@ -109,11 +135,13 @@ def _rewrite_convs(func, stats):
 def _rewrite_matmuls(func, stats):
     x, w, b = wildcard(), is_const(), is_const()
     mm = is_op("relax.matmul")(x, w)
-    biased = is_op("relax.add")(mm, b)
-    for pattern, has_bias, has_relu in ((is_op("relax.nn.relu")(biased), True, True),
-                                        (biased, True, False), (is_op("relax.nn.relu")(mm), False, True),
-                                        (mm, False, False)):
-        def rewriter(orig, m, has_bias=has_bias, has_relu=has_relu):
+    variants = []
+    for base, has_bias in ((is_op("relax.add")(mm, b), True), (mm, False)):
+        for pattern, epilogue in _epilogues(base):
+            variants.append((pattern, has_bias, epilogue))
+
+    for pattern, has_bias, epilogue in variants:
+        def rewriter(orig, m, has_bias=has_bias, epilogue=epilogue):
             wt = m[w]
             wshape = [int(v) for v in wt.value.shape]
             xs = _shape(m[x])
@@ -121,12 +149,14 @@ def _rewrite_matmuls(func, stats):
                     str(wt.value.dtype) != "float32":
                 return orig
             bias = _per_channel(m[b], wshape[1]) if has_bias else None
-            if has_bias and bias is None:
+            post = epilogue(m)
+            if (has_bias and bias is None) or post is None:
                 return orig
+            unary, scalars, algorithm = post
             batch = 1
             for d in xs[:-1]:
                 batch *= d
-            handle = _prepack_linear(wt.value, bias, batch, "relu" if has_relu else "none")
+            handle = _prepack_linear(wt.value, bias, batch, unary, scalars, algorithm or "")
             stats["linear"] += 1
             return relax.op.call_pure_packed("torch_tvm.kernels.linear", m[x],
                                              relax.prim_value(handle),

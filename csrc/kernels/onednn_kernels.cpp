@@ -11,10 +11,12 @@
 //
 // Registered tvm-ffi globals (called from the Relax VM by name):
 //   torch_tvm.kernels.conv2d_prepack(w_ohwi, bias|None, padding, stride, dilation,
-//                                    groups, input_nhwc_shape, unary, binary) -> handle
+//                                    groups, input_nhwc_shape, unary, scalars, algorithm)
+//                                    -> handle
 //   torch_tvm.kernels.conv2d_nhwc(x_nhwc, handle) -> y_nhwc
 //   torch_tvm.kernels.conv2d_add_nhwc(x_nhwc, other_nhwc, handle) -> y_nhwc
-//   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary) -> handle
+//   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary, scalars,
+//                                    algorithm) -> handle
 //   torch_tvm.kernels.linear(x, handle) -> y
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
 //   torch_tvm.kernels.embedding(weight, indices) -> rows (bounds-checked)
@@ -45,18 +47,45 @@ Counters& GetCounters() {
   return counters;
 }
 
+// A oneDNN unary post-op as the mkldnn ops spell it: attr ("none", "relu",
+// "hardtanh", "gelu", ...), its scalars (hardtanh bounds) and algorithm
+// (gelu: "none" or "tanh"; empty when unused).
+struct PostOp {
+  std::string attr = "none";
+  std::vector<double> scalars;
+  std::string algorithm;
+
+  c10::IValue Scalars() const {
+    c10::List<std::optional<c10::Scalar>> list;
+    for (double v : scalars) list.push_back(c10::Scalar(v));
+    return list;
+  }
+  c10::IValue Algorithm() const {
+    return algorithm.empty() ? c10::IValue() : c10::IValue(algorithm);
+  }
+};
+
+PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
+                  const ffi::String& algorithm) {
+  PostOp p;
+  p.attr = attr;
+  p.scalars.assign(scalars.begin(), scalars.end());
+  p.algorithm = algorithm;
+  return p;
+}
+
 struct PackedConv {
   at::Tensor weight;  // oneDNN blocked layout
   std::optional<at::Tensor> bias;
   std::vector<int64_t> padding, stride, dilation;
   int64_t groups;
-  std::string unary;  // "none", "relu", ...
+  PostOp post;
 };
 
 struct PackedLinear {
   at::Tensor weight;
   std::optional<at::Tensor> bias;
-  std::string unary;
+  PostOp post;
 };
 
 // Packed weights live as long as the process: compiled executables hold
@@ -114,8 +143,6 @@ at::Tensor CallOp(const c10::OperatorHandle& op, torch::jit::Stack stack) {
 
 std::vector<int64_t> Vec(const ffi::Array<int64_t>& a) { return {a.begin(), a.end()}; }
 
-c10::IValue NoScalars() { return c10::List<std::optional<c10::Scalar>>(); }
-
 c10::IValue OptionalTensor(const std::optional<at::Tensor>& t) {
   return t ? c10::IValue(*t) : c10::IValue();
 }
@@ -139,15 +166,17 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, const std::optional<ffi::Tensor>& other
   at::Tensor input = NhwcToTorch(x);
   at::Tensor y;
   if (other) {
-    c10::IValue unary = conv->unary == "none" ? c10::IValue() : c10::IValue(conv->unary);
+    const PostOp& post = conv->post;
+    c10::IValue unary = post.attr == "none" ? c10::IValue() : c10::IValue(post.attr);
     y = CallOp(Op("_convolution_pointwise", "binary"),
                {input, NhwcToTorch(*other), conv->weight, OptionalTensor(conv->bias),
                 conv->padding, conv->stride, conv->dilation, conv->groups, std::string("add"),
-                c10::IValue(), unary, NoScalars(), c10::IValue()});
+                c10::IValue(), unary, post.Scalars(), post.Algorithm()});
   } else {
     y = CallOp(Op("_convolution_pointwise", ""),
                {input, conv->weight, OptionalTensor(conv->bias), conv->padding, conv->stride,
-                conv->dilation, conv->groups, conv->unary, NoScalars(), c10::IValue()});
+                conv->dilation, conv->groups, conv->post.attr, conv->post.Scalars(),
+                conv->post.Algorithm()});
   }
   return TorchToNhwc(y);
 }
@@ -155,7 +184,8 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, const std::optional<ffi::Tensor>& other
 int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor>& bias,
                       const ffi::Array<int64_t>& padding, const ffi::Array<int64_t>& stride,
                       const ffi::Array<int64_t>& dilation, int64_t groups,
-                      const ffi::Array<int64_t>& input_nhwc, const ffi::String& unary) {
+                      const ffi::Array<int64_t>& input_nhwc, const ffi::String& unary,
+                      const ffi::Array<double>& unary_scalars, const ffi::String& algorithm) {
   c10::InferenceMode guard;
   PackedConv conv;
   at::Tensor w = FromTvm(w_ohwi).permute({0, 3, 1, 2}).contiguous();
@@ -165,7 +195,7 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   conv.stride = Vec(stride);
   conv.dilation = Vec(dilation);
   conv.groups = groups;
-  conv.unary = unary;
+  conv.post = MakePostOp(unary, unary_scalars, algorithm);
   conv.weight = CallOp(Op("_reorder_convolution_weight", ""),
                        {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
   if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
@@ -174,13 +204,14 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
 }
 
 int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tensor>& bias,
-                      int64_t batch, const ffi::String& unary) {
+                      int64_t batch, const ffi::String& unary,
+                      const ffi::Array<double>& unary_scalars, const ffi::String& algorithm) {
   c10::InferenceMode guard;
   PackedLinear lin;
   at::Tensor w = FromTvm(w_in_out).t().contiguous();  // torch's [out, in]
   lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
   if (bias.has_value()) lin.bias = FromTvm(*bias).clone();
-  lin.unary = unary;
+  lin.post = MakePostOp(unary, unary_scalars, algorithm);
   GetCounters().prepacked++;
   return Linears().Add(std::move(lin));
 }
@@ -193,7 +224,8 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   auto out_shape = input.sizes().vec();
   at::Tensor y = CallOp(Op("_linear_pointwise", ""),
                         {input.reshape({-1, input.size(-1)}), lin->weight,
-                         OptionalTensor(lin->bias), lin->unary, NoScalars(), c10::IValue()});
+                         OptionalTensor(lin->bias), lin->post.attr, lin->post.Scalars(),
+                         lin->post.Algorithm()});
   out_shape.back() = y.size(-1);
   return ToTvm(y.reshape(out_shape).contiguous());
 }
