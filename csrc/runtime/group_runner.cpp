@@ -163,8 +163,13 @@ void GroupRunner::Run(Stack& stack) {
   try {
     RunCompiled(*entry, inputs, stack);
   } catch (const std::exception& e) {
-    // The VM rejected the call (it checks shapes and dtypes); never let that
-    // escape as a crash, and never retry this spec.
+    // The call failed inside TVM code or an extern kernel. Run the same
+    // inputs through PyTorch: if PyTorch raises too, the inputs were bad (an
+    // out-of-range index, say) and its error is the one the user should see;
+    // the compiled code stays. If PyTorch succeeds, the compiled code is
+    // wrong for this spec: drop it and never use it again.
+    std::string reason = std::string("run failed: ") + e.what();
+    RunFallback(inputs, stack);
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = entries_.find(*key);
@@ -173,8 +178,7 @@ void GroupRunner::Run(Stack& stack) {
         entries_.erase(it);
       }
     }
-    RecordFailure(*key, std::string("run failed: ") + e.what(), options);
-    RunFallback(std::move(inputs), stack);
+    RecordFailure(*key, reason, options);
   }
 }
 

@@ -12,16 +12,18 @@ Expr WithDType(ConvertContext& ctx, Expr x, size_t dtype_index) {
   return CastTo(ctx.bb, x, RelaxDType(type));
 }
 
-// (self, dim?, keepdim, dtype?)
+// (self, dim?, keepdim, dtype?); the overloads without dims reduce everything:
+// (self, dtype?).
 void Reduce(ConvertContext& ctx, const char* op) {
-  Expr x = WithDType(ctx, ctx.Tensor(0), 3);
+  bool all = ctx.NumInputs() <= 2;
+  Expr x = WithDType(ctx, ctx.Tensor(0), all ? 1 : 3);
   int64_t ndim = ctx.bb.InfoOf(x).ndim();
-  std::vector<int64_t> dims = ctx.IsNone(1) ? std::vector<int64_t>{} : ctx.Ints(1);
+  std::vector<int64_t> dims = (all || ctx.IsNone(1)) ? std::vector<int64_t>{} : ctx.Ints(1);
   if (dims.empty()) {
     for (int64_t i = 0; i < ndim; ++i) dims.push_back(i);
   }
   for (auto& d : dims) d = NormalizeDim(d, ndim);
-  ctx.SetOutput(0, ctx.bb.Op(op, x, IntArray(dims), ctx.Bool(2)));
+  ctx.SetOutput(0, ctx.bb.Op(op, x, IntArray(dims), all ? false : ctx.Bool(2)));
 }
 
 // (self, dim, dtype?)
@@ -45,6 +47,8 @@ void MaxDim(ConvertContext& ctx) {
 TORCH_TVM_CONVERTERS(reduction) {
   reg.Register("aten::mean.dim", [](ConvertContext& c) { Reduce(c, "mean"); });
   reg.Register("aten::sum.dim_IntList", [](ConvertContext& c) { Reduce(c, "sum"); });
+  reg.Register("aten::mean", [](ConvertContext& c) { Reduce(c, "mean"); });
+  reg.Register("aten::sum", [](ConvertContext& c) { Reduce(c, "sum"); });
   reg.Register("aten::softmax.int", [](ConvertContext& c) { Softmax(c, "nn.softmax"); });
   reg.Register("aten::log_softmax.int", [](ConvertContext& c) { Softmax(c, "nn.log_softmax"); });
   reg.Register("aten::max.dim", MaxDim);
