@@ -42,7 +42,7 @@ class PeerError(Exception):
 
 
 def short_error(e: BaseException, limit: int = 300) -> str:
-    msg = f"{type(e).__name__}: {e}".strip()
+    msg = (str(e) if isinstance(e, PeerError) else f"{type(e).__name__}: {e}").strip()
     # The interesting part of dynamo errors is usually the first line.
     boiler = ("Set TORCHDYNAMO_VERBOSE", "For even more developer context",
               "You can suppress this exception")
@@ -56,6 +56,15 @@ def max_abs_diff(y, ref) -> float:
     if isinstance(y, (list, tuple)):
         y = y[0]
     return float((y.detach().float() - ref.float()).abs().max())
+
+
+def rel_diff(diff, ref) -> float | None:
+    """max |y - ref| / max |ref|: comparable across models whose outputs differ in scale
+    (random-init mobilenet_v2 logits are ~1e-14)."""
+    if diff is None:
+        return None
+    scale = float(ref.float().abs().max())
+    return diff / scale if scale > 0 else None
 
 
 class Peer:

@@ -58,9 +58,9 @@ def parse_args(argv=None):
     ap.add_argument("--min-iters", type=int, default=5,
                     help="a peer keeps going past --peer-budget until it has this many "
                     "samples (default 5), unless --peer-cap stops it")
-    ap.add_argument("--peer-budget", type=float, default=6.0,
+    ap.add_argument("--peer-budget", type=float, default=4.0,
                     help="seconds of timed runs after which a peer with >= --min-iters "
-                    "samples stops (default 6)")
+                    "samples stops (default 4)")
     ap.add_argument("--peer-cap", type=float, default=30.0,
                     help="hard cap: a peer stops (even below --min-iters, but with >= 1 "
                     "sample) when its next sample would exceed this many seconds in "
@@ -89,6 +89,11 @@ def parse_args(argv=None):
     ap.add_argument("--wait-idle", type=float, default=0.0,
                     help="before each configuration wait up to this many seconds for the "
                     "machine to be idle (other processes using < 0.3 cores); default 0")
+    ap.add_argument("--omp-wait-policy", choices=["inherit", "passive", "active"],
+                    default="inherit",
+                    help="OMP_WAIT_POLICY for the worker processes; inherit (default) "
+                    "leaves the environment alone. passive stops idle OpenMP threads from "
+                    "spinning, which matters a lot when other processes share the cores")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--quick", action="store_true",
                     help="fast subset: resnet18, batch 1, threads 1,2")
@@ -155,6 +160,8 @@ def run_one(spec: dict, args, tag: str) -> dict:
     env = dict(os.environ)
     env.setdefault("TOKENIZERS_PARALLELISM", "false")
     env["PYTHONWARNINGS"] = "ignore"
+    if args.omp_wait_policy != "inherit":
+        env["OMP_WAIT_POLICY"] = args.omp_wait_policy.upper()
     if args.inductor_cache == "cold":
         env["TORCHINDUCTOR_CACHE_DIR"] = os.path.join(tmp, "inductor_cache")
     os.makedirs(args.log_dir, exist_ok=True)
@@ -206,11 +213,13 @@ def main(argv=None):
     started = dt.datetime.now(dt.timezone.utc)
     t_all = time.perf_counter()
     results = []
+    waited_total = 0.0
     for i, c in enumerate(configs, 1):
         spec = dict(c, args=worker_args(args))
         tag = (f"{c['model']}_b{c['batch']}_t{c['threads']}" if c["kind"] == "model"
                else f"overhead_t{c['threads']}")
         waited = wait_idle(args.wait_idle) if args.wait_idle > 0 else 0.0
+        waited_total += waited
         print(f"[{i}/{len(configs)}] {tag} ..." +
               (f" (waited {waited:.0f} s for an idle machine)" if waited >= 2.5 else ""),
               flush=True)
@@ -224,7 +233,9 @@ def main(argv=None):
     env = report.environment()
     meta = dict(command=command, started_utc=started.strftime("%Y-%m-%d %H:%M UTC"),
                 total_s=total, settings=worker_args(args), env=env,
-                wait_idle=args.wait_idle)
+                wait_idle=args.wait_idle, waited_s=waited_total,
+                omp_wait_policy=os.environ.get("OMP_WAIT_POLICY", "unset")
+                if args.omp_wait_policy == "inherit" else args.omp_wait_policy.upper())
     with open(args.json, "w") as f:
         json.dump(dict(meta=meta, results=results), f, indent=1)
     chart_ok = report.chart(results, args.chart)

@@ -60,6 +60,7 @@ def run_model_config(spec: dict) -> dict:
     res["desc"] = desc
     with torch.no_grad():
         ref = model(x)
+    res["ref_max_abs"] = float(ref.float().abs().max())
     ctx = Ctx(model=model, x=x, ref=ref, threads=threads, args=args)
 
     active = []
@@ -79,6 +80,7 @@ def run_model_config(spec: dict) -> dict:
                     r["max_abs_diff"] = peer.diff
                 else:
                     r["max_abs_diff"] = P.max_abs_diff(y, ref)
+                r["rel_diff"] = P.rel_diff(r["max_abs_diff"], ref)
                 active.append(peer)
             except BaseException as e:  # noqa: BLE001 - keep the row, record the reason
                 if isinstance(e, KeyboardInterrupt):

@@ -58,13 +58,17 @@ void SplitEqual(ConvertContext& ctx, int64_t piece, int64_t dim) {
   ctx.SetOutputList(0, SplitSizes(ctx, ctx.Tensor(0), sizes, dim));
 }
 
-void Chunk(ConvertContext& ctx) {
+// torch.chunk: ceil(n / chunks)-sized pieces, so there may be fewer than chunks.
+std::vector<Expr> ChunkPieces(ConvertContext& ctx, int64_t chunks, int64_t dim) {
   TensorInfo info = ctx.Info(0);
-  int64_t dim = NormalizeDim(ctx.Int(2), info.ndim());
-  int64_t chunks = ctx.Int(1);
+  dim = NormalizeDim(dim, info.ndim());
   if (chunks <= 0) throw std::runtime_error("chunks must be positive");
-  int64_t piece = (info.shape[dim] + chunks - 1) / chunks;
-  SplitEqual(ctx, std::max<int64_t>(piece, 1), dim);
+  int64_t n = info.shape[dim];
+  int64_t piece = std::max<int64_t>((n + chunks - 1) / chunks, 1);
+  std::vector<int64_t> sizes;
+  for (int64_t start = 0; start < n; start += piece) sizes.push_back(std::min(piece, n - start));
+  if (sizes.empty()) sizes.push_back(0);
+  return SplitSizes(ctx, ctx.Tensor(0), sizes, dim);
 }
 
 void SplitWithSizes(ConvertContext& ctx) {
@@ -104,18 +108,12 @@ TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::flatten.using_ints", Flatten);
   reg.Register("aten::contiguous", [](ConvertContext& c) { c.SetOutput(0, c.Tensor(0)); });
   reg.Register("aten::cat", Cat);
-  reg.Register("aten::chunk", Chunk);
+  reg.Register("aten::chunk", [](ConvertContext& c) {
+    c.SetOutputList(0, ChunkPieces(c, c.Int(1), c.Int(2)));
+  });
   // Tracing rewrites chunk into prim::ConstantChunk, with chunks/dim as attributes.
   reg.Register("prim::ConstantChunk", [](ConvertContext& c) {
-    TensorInfo info = c.Info(0);
-    int64_t dim = NormalizeDim(c.node->i(c10::attr::dim), info.ndim());
-    int64_t chunks = c.node->i(c10::attr::chunks);
-    int64_t piece = std::max<int64_t>((info.shape[dim] + chunks - 1) / chunks, 1);
-    std::vector<int64_t> sizes;
-    for (int64_t start = 0; start < info.shape[dim]; start += piece) {
-      sizes.push_back(std::min(piece, info.shape[dim] - start));
-    }
-    auto parts = SplitSizes(c, c.Tensor(0), sizes, dim);
+    auto parts = ChunkPieces(c, c.node->i(c10::attr::chunks), c.node->i(c10::attr::dim));
     if (parts.size() != c.node->outputs().size()) throw std::runtime_error("chunk count mismatch");
     for (size_t i = 0; i < parts.size(); ++i) c.SetOutput(i, parts[i]);
   });
