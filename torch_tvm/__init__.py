@@ -1,11 +1,4 @@
 """torch_tvm: run TorchScript subgraphs as TVM-compiled code."""
-import os
-
-# TVM sizes each thread's pool at first use, to half the cores on x86 unless
-# told otherwise, and can only shrink it later. Start from every core; the
-# group operator lowers it to the thread budget (enable(num_threads=...)).
-os.environ.setdefault("TVM_NUM_THREADS", str(os.cpu_count() or 1))
-
 import tvm  # noqa: F401  (registers TVM's globals before the core loads)
 import torch
 

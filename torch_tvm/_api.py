@@ -12,13 +12,20 @@ _DEFAULTS = dict(opt_level=3, strict=False, target=None, num_threads=None, cache
 
 def enable(opt_level: int = 3, strict: bool = False, target: str | None = None,
            num_threads: int | None = None, cache_size: int = 16, min_group_size: int = 2) -> None:
-    """Turn on the TorchScript pass that runs supported subgraphs through TVM."""
+    """Turn on the TorchScript pass that runs supported subgraphs through TVM.
+
+    TVM's parallel loops and the oneDNN kernels both run on PyTorch's OpenMP
+    pool, so the thread budget is torch.get_num_threads(). `num_threads` sets
+    it (through torch.set_num_threads, once, here).
+    """
     if cache_size < 1:
         raise ValueError("cache_size must be >= 1")
     if min_group_size < 1:
         raise ValueError("min_group_size must be >= 1")
     if num_threads is not None and num_threads < 1:
         raise ValueError("num_threads must be >= 1")
+    if num_threads is not None and num_threads != torch.get_num_threads():
+        torch.set_num_threads(int(num_threads))
     _C.set_options(True, int(opt_level), bool(strict), target or "", int(num_threads or 0),
                    int(cache_size), int(min_group_size))
     _C.install_pass()

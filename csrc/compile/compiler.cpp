@@ -8,22 +8,6 @@
 
 namespace torch_tvm::compile {
 
-namespace {
-
-// TVM's thread pool is per calling thread and sized at first use from
-// TVM_NUM_THREADS (torch_tvm sets it to the core count at import, so the pool
-// can be lowered to any budget). Each thread resizes its pool to the budget
-// once, and again only when the budget changes.
-void EnsureTvmThreads(int num_threads) {
-  thread_local int configured = -1;
-  if (configured == num_threads) return;
-  constexpr int kBigCores = 1;
-  CallGlobalAny("runtime.config_threadpool", kBigCores, num_threads);
-  configured = num_threads;
-}
-
-}  // namespace
-
 CompiledFunction::CompiledFunction(tvm::ffi::Module vm, double compile_seconds, int num_threads)
     : vm_(std::move(vm)), compile_seconds_(compile_seconds), num_threads_(num_threads) {
   auto main = vm_->GetFunction("main");
@@ -36,7 +20,6 @@ std::vector<tvm::ffi::Tensor> CompiledFunction::Run(const std::vector<tvm::ffi::
   Any result;
   {
     std::lock_guard<std::mutex> lock(run_mu_);
-    EnsureTvmThreads(num_threads_);
     main_.CallPacked(packed.data(), static_cast<int32_t>(packed.size()), &result);
   }
   std::vector<tvm::ffi::Tensor> outputs;

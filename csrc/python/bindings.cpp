@@ -13,6 +13,7 @@
 #include "compile/target.h"
 #include "convert/graph_converter.h"
 #include "convert/registry.h"
+#include "kernels/parallel_launch.h"
 #include "partition/fuse_supported_ops.h"
 #include "partition/tvm_pass.h"
 #include "runtime/group_runner.h"
@@ -111,6 +112,7 @@ PYBIND11_MODULE(_C, m) {
     o.cache_size = cache_size;
     o.min_group_size = min_group_size;
     SetOptions(o);
+    kernels::SetParallelBudget(num_threads);
   });
   m.def("install_pass", &partition::InstallPostPass);
   m.def("remove_pass", &partition::RemovePostPass);
