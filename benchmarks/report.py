@@ -219,7 +219,8 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
          if meta.get("waited_s", 0) >= 1 else "")
       + "). Do not edit by hand: rerun the command.\n")
     w("Each model configuration ran in one fresh process; inside it all peers were "
-      "prepared, warmed up, then timed round-robin (one iteration of each peer in turn). "
+      "prepared, warmed up, then timed round-robin (one iteration of each peer per round, "
+      "order shuffled every round). "
       "Latencies are per forward call, fp32, random weights. Speedups are median/median "
       "ratios (>1 = faster than the reference). See "
       "[benchmarks/README.md](benchmarks/README.md) for the method.\n")
@@ -372,7 +373,11 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
       "`INFERENCE_NUM_THREADS` = threads; a silent fallback to inductor is reported as an "
       "error.")
     w("- onnxruntime: CPUExecutionProvider, intra-op threads = threads, inter-op 1, "
-      "ORT_ENABLE_ALL; the time includes the numpy <-> torch conversion of input/output.")
+      "ORT_ENABLE_ALL, intra-op spinning "
+      + ("on (--ort-spin)" if st.get("ort_spin") else
+         "off (ORT's spinning idle threads slowed the next peer in the round-robin by up "
+         "to 1.6x; ORT itself loses < 2%)")
+      + "; the time includes the numpy <-> torch conversion of input/output.")
     w("- Peers with a slow steady state are stopped by the per-peer time cap, so their "
       "`n` can be small (even 1); the median of a small `n` is less reliable.")
     return "\n".join(out) + "\n"

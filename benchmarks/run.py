@@ -89,6 +89,10 @@ def parse_args(argv=None):
     ap.add_argument("--wait-idle", type=float, default=0.0,
                     help="before each configuration wait up to this many seconds for the "
                     "machine to be idle (other processes using < 0.3 cores); default 0")
+    ap.add_argument("--ort-spin", action="store_true",
+                    help="keep onnxruntime's intra-op thread spinning on (its default); by "
+                    "default the suite turns it off because the spinning threads slow "
+                    "down the next peer in the round-robin")
     ap.add_argument("--omp-wait-policy", choices=["inherit", "passive", "active"],
                     default="inherit",
                     help="OMP_WAIT_POLICY for the worker processes; inherit (default) "
@@ -118,7 +122,7 @@ def parse_args(argv=None):
 def worker_args(args) -> dict:
     keys = ["peers", "iters", "min_iters", "peer_budget", "peer_cap", "warmup",
             "warmup_budget", "gap_ms", "relax_dynamo_timeout", "inductor_cache",
-            "overhead_rounds", "overhead_inner", "seed"]
+            "overhead_rounds", "overhead_inner", "seed", "ort_spin"]
     return {k: getattr(args, k) for k in keys}
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import gc
 import json
 import os
+import random
 import sys
 import time
 import traceback
@@ -147,13 +148,19 @@ def run_model_config(spec: dict) -> dict:
     # spent >= peer_budget seconds, or (whatever its count) when one more sample
     # would take it past peer_cap seconds.
     t_t = time.perf_counter()
+    rng = random.Random(args.seed)
     gc.collect()
     gc.disable()
     try:
         with torch.no_grad():
             running = list(active)
             while running:
-                for peer in list(running):
+                # Every round runs each remaining peer once, in a freshly shuffled order,
+                # so whatever one runtime leaves behind (spinning threads, caches) does
+                # not always land on the same neighbour.
+                order = list(running)
+                rng.shuffle(order)
+                for peer in order:
                     k = peer.key
                     n, sp = len(times[k]), spent[k]
                     last = times[k][-1] if n else 0.0
