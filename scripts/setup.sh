@@ -15,4 +15,5 @@ $PY -m pip install -q -r requirements.txt
 # No build isolation: the build needs the installed torch (a 5 GB wheel) and
 # tvm-ffi; an isolated build environment would fetch them again.
 $PY -m pip install -q --no-build-isolation --no-deps .
-$PY -c "import torch_tvm; print('torch_tvm ready: TVM target cpu', torch_tvm._C.host_cpu())"
+# From another directory: here the source tree (without _C) would shadow the install.
+(cd / && $PY -c "import torch_tvm; print('torch_tvm ready: TVM target cpu', torch_tvm._C.host_cpu())")
