@@ -111,6 +111,17 @@ def run_model_config(spec: dict) -> dict:
         active.remove(peer)
         peer.close()
 
+    def call_or_drop(peer, pool):
+        """One call of `peer`; on failure record it, drop it from `pool`, return None."""
+        try:
+            return peer.call()
+        except BaseException as e:  # noqa: BLE001
+            if isinstance(e, KeyboardInterrupt):
+                raise
+            fail(peer, e)
+            pool.remove(peer)
+            return None
+
     # Warm-up, round-robin. Peers whose preparation already ended with a steady
     # (non-compiling) call may skip warm-up once they have used the warm-up budget.
     t_w = time.perf_counter()
@@ -130,13 +141,8 @@ def run_model_config(spec: dict) -> dict:
                 if done:
                     pending.remove(peer)
                     continue
-                try:
-                    dt = peer.call()
-                except BaseException as e:  # noqa: BLE001
-                    if isinstance(e, KeyboardInterrupt):
-                        raise
-                    fail(peer, e)
-                    pending.remove(peer)
+                dt = call_or_drop(peer, pending)
+                if dt is None:
                     continue
                 wcount[k] += 1
                 wspent[k] += dt
@@ -168,13 +174,8 @@ def run_model_config(spec: dict) -> dict:
                             or (n >= 1 and sp + last > args.peer_cap)):
                         running.remove(peer)
                         continue
-                    try:
-                        dt = peer.call()
-                    except BaseException as e:  # noqa: BLE001
-                        if isinstance(e, KeyboardInterrupt):
-                            raise
-                        fail(peer, e)
-                        running.remove(peer)
+                    dt = call_or_drop(peer, running)
+                    if dt is None:
                         continue
                     times[k].append(dt)
                     spent[k] += dt
