@@ -8,8 +8,8 @@
 
 namespace torch_tvm::compile {
 
-CompiledFunction::CompiledFunction(tvm::ffi::Module vm, double compile_seconds, int num_threads)
-    : vm_(std::move(vm)), compile_seconds_(compile_seconds), num_threads_(num_threads) {
+CompiledFunction::CompiledFunction(tvm::ffi::Module vm, double compile_seconds)
+    : vm_(std::move(vm)), compile_seconds_(compile_seconds) {
   auto main = vm_->GetFunction("main");
   if (!main.has_value()) throw std::runtime_error("compiled module has no main function");
   main_ = *main;
@@ -53,7 +53,7 @@ std::shared_ptr<CompiledFunction> CompileRelax(const ObjectRef& ir_module, const
   (*vm->GetFunction("vm_initialization"))(kDLCPU, 0, kPooledAllocator);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return std::make_shared<CompiledFunction>(vm, seconds, EffectiveThreads(options));
+  return std::make_shared<CompiledFunction>(vm, seconds);
 }
 
 }  // namespace torch_tvm::compile

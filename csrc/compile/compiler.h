@@ -21,7 +21,7 @@ namespace torch_tvm::compile {
 
 class CompiledFunction {
  public:
-  CompiledFunction(tvm::ffi::Module vm, double compile_seconds, int num_threads);
+  CompiledFunction(tvm::ffi::Module vm, double compile_seconds);
 
   // Runs "main". The Relax VM keeps per-call state, so calls are serialised.
   std::vector<tvm::ffi::Tensor> Run(const std::vector<tvm::ffi::Tensor>& args);
@@ -31,7 +31,6 @@ class CompiledFunction {
   tvm::ffi::Module vm_;
   Function main_;
   double compile_seconds_;
-  int num_threads_;
   std::mutex run_mu_;
 };
 

@@ -61,7 +61,6 @@ struct Registrar {
 
 }  // namespace
 
-// The most threads one TVM parallel loop may use (0: torch.get_num_threads()).
 void SetParallelBudget(int num_threads) { parallel_budget = num_threads; }
 
 }  // namespace torch_tvm::kernels
