@@ -9,6 +9,7 @@ Pipeline (opt_level >= 1):
   ConvertLayout(conv2d → NHWC/OHWI), FoldConstant
   OffloadToOneDNN                         conv/linear/matmul → prepacked oneDNN kernels
   LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
+  AccumulateResidualInPlace               conv + residual add writes into a dead residual
   default CPU schedules (parallel + vectorised) for every remaining PrimFunc
 opt_level 0 skips the layout change, offload and schedules (plain TVM lowering).
 """
@@ -18,6 +19,7 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from ._inplace import accumulate_residual_in_place
 from ._offload import offload_to_onednn
 from ._schedule import default_cpu_schedule
 
@@ -43,7 +45,7 @@ def _pipeline(opt_level: int, num_threads: int) -> tvm.transform.Pass:
         relax.transform.FuseTIR(),
     ]
     if opt_level >= 1:
-        passes.append(default_cpu_schedule(num_threads))
+        passes += [accumulate_residual_in_place, default_cpu_schedule(num_threads)]
     return tvm.transform.Sequential(passes)
 
 

@@ -79,11 +79,84 @@ class CPUParallelVectorize(CPUScheduleRule):
                 fused = sch.fuse(*outer_loops) if len(outer_loops) > 1 else outer_loops[0]
                 sch.parallel(fused)
             return
+        if _is_channel_vector_reduction(sch, info):
+            CPUParallelVectorize._vectorise_across_reduction(sch, info.block_rv, loops,
+                                                             n_spatial, lanes)
+            return
         spatial = loops[:n_spatial]
         fused = sch.fuse(*spatial) if len(spatial) > 1 else spatial[0]
         sch.parallel(fused)
 
+    @staticmethod
+    def _vectorise_across_reduction(sch, block_rv, loops, n_spatial, lanes):
+        """Pooling in NHWC: reduce whole channel vectors at a time.
+
+        Loop order becomes [outer spatial (parallel)] [reductions] [channel
+        (vectorised)], with the init hoisted out of the reduction loops, so
+        each window step is a few vector max/add instructions instead of one
+        scalar reduction per output element.
+        """
+        outer = sch.fuse(*loops[:n_spatial - 1]) if n_spatial > 2 else loops[0]
+        inner, reductions = loops[n_spatial - 1], loops[n_spatial:]
+        sch.reorder(*reductions, inner)
+        sch.parallel(outer)
+        vec = _vectorise_loop(sch, sch.get_loops(block_rv)[-1], lanes)
+        if vec is not None and vec[0] is not None:  # channel blocks outside the window
+            sch.reorder(vec[0], *reductions)
+        sch.decompose_reduction(block_rv, reductions[0])
+
+
+def _vectorise_loop(sch, loop, lanes):
+    extent = get_extent(sch, loop)
+    if not isinstance(extent, int) or extent < 2:
+        return
+    if extent > lanes and extent % lanes == 0:
+        outer, inner = sch.split(loop, factors=[None, lanes])
+        sch.vectorize(inner)
+        return outer, inner
+    if extent <= lanes:
+        sch.vectorize(loop)
+        return None, loop
+    return None
+
+
+def _reads_contiguous_in(block, var) -> bool:
+    """True when every read indexes its last axis by exactly `var`."""
+    if not block.reads:
+        return False
+    for region in block.reads:
+        last = region.region[-1]
+        if not (isinstance(last.min, tirx.Var) and last.min.same_as(var)):
+            return False
+        if not (isinstance(last.extent, (int, tirx.IntImm)) and int(last.extent) == 1):
+            return False
+    return True
+
+
+class CPUChannelVectorPooling(CPUParallelVectorize):
+    """CPUParallelVectorize, claimed first for PrimFuncs with a window
+    reduction over a contiguous channel axis (NHWC pooling, spatial means):
+    dlight's Reduction rule would take them and leave them scalar."""
+
+    def apply(self, func, target, tunable):
+        if not isinstance(func, tirx.PrimFunc) or not self.is_target_available(target):
+            return None
+        probe = s_tir.Schedule(func)
+        infos = normalize_prim_func(probe)
+        if not infos or not any(_is_channel_vector_reduction(probe, i) for i in infos):
+            return None
+        return super().apply(func, target, tunable)
+
+
+def _is_channel_vector_reduction(sch, info) -> bool:
+    kinds = info.dom_kind()
+    n_spatial = len(kinds) - len(kinds.lstrip("S"))
+    block = sch.get(info.block_rv)
+    return (n_spatial >= 2 and set(kinds[n_spatial:]) == {"R"}
+            and _reads_contiguous_in(block, block.iter_vars[n_spatial - 1].var))
+
 
 def default_cpu_schedule(num_threads: int) -> tvm.transform.Pass:
     del num_threads  # the parallel runtime splits loops over the pool size
-    return dl.ApplyDefaultSchedule(dl.cpu.GEMV(), dl.cpu.Reduction(), CPUParallelVectorize())
+    return dl.ApplyDefaultSchedule(CPUChannelVectorPooling(), dl.cpu.GEMV(), dl.cpu.Reduction(),
+                                   CPUParallelVectorize())

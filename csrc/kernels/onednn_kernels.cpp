@@ -15,6 +15,8 @@
 //                                    -> handle
 //   torch_tvm.kernels.conv2d_nhwc(x_nhwc, handle) -> y_nhwc
 //   torch_tvm.kernels.conv2d_add_nhwc(x_nhwc, other_nhwc, handle) -> y_nhwc
+//   torch_tvm.kernels.conv2d_add_nhwc_inplace(x_nhwc, other_nhwc, handle)
+//                                    -> y_nhwc, written into other's buffer
 //   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary, scalars,
 //                                    algorithm) -> handle
 //   torch_tvm.kernels.linear(x, handle) -> y
@@ -40,7 +42,7 @@ namespace {
 // Calls and layout copies, read by torch_tvm.stats() through
 // "torch_tvm.kernels.counters"; tests use them to prove the oneDNN path ran.
 struct Counters {
-  std::atomic<int64_t> conv2d{0}, linear{0}, matmul{0}, prepacked{0}, layout_copies{0};
+  std::atomic<int64_t> conv2d{0}, conv2d_in_place{0}, linear{0}, matmul{0}, prepacked{0}, layout_copies{0};
 };
 Counters& GetCounters() {
   static Counters counters;
@@ -74,18 +76,18 @@ PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
   return p;
 }
 
+// A prepacked conv with its constant arguments already boxed: the per-call
+// stack is then a few refcount bumps, not list and string allocations.
 struct PackedConv {
   at::Tensor weight;  // oneDNN blocked layout
-  std::optional<at::Tensor> bias;
-  std::vector<int64_t> padding, stride, dilation;
-  int64_t groups;
-  PostOp post;
+  c10::IValue bias, padding, stride, dilation, groups;
+  c10::IValue unary_attr, unary_scalars, unary_algorithm;  // for the plain conv
+  c10::IValue after_add_unary;                             // None or the post-add attr
 };
 
 struct PackedLinear {
   at::Tensor weight;
-  std::optional<at::Tensor> bias;
-  PostOp post;
+  c10::IValue bias, unary_attr, unary_scalars, unary_algorithm;
 };
 
 // Packed weights live as long as the process: compiled executables hold
@@ -141,11 +143,19 @@ at::Tensor CallOp(const c10::OperatorHandle& op, torch::jit::Stack stack) {
   return stack.at(0).toTensor();
 }
 
-std::vector<int64_t> Vec(const ffi::Array<int64_t>& a) { return {a.begin(), a.end()}; }
-
-c10::IValue OptionalTensor(const std::optional<at::Tensor>& t) {
-  return t ? c10::IValue(*t) : c10::IValue();
+// Handles resolved on first use; the dispatcher keeps them valid for the process.
+const c10::OperatorHandle& ConvOp() {
+  static const c10::OperatorHandle& op = Op("_convolution_pointwise", "");
+  return op;
 }
+// Accumulates into its first argument: oneDNN's sum post-op, cheaper than the
+// binary-add post-op of the out-of-place "_convolution_pointwise.binary".
+const c10::OperatorHandle& ConvAddInPlaceOp() {
+  static const c10::OperatorHandle& op = Op("_convolution_pointwise_", "binary");
+  return op;
+}
+
+std::vector<int64_t> Vec(const ffi::Array<int64_t>& a) { return {a.begin(), a.end()}; }
 
 // A contiguous NHWC buffer seen as a channels-last NCHW tensor, and back.
 at::Tensor NhwcToTorch(const ffi::Tensor& t) { return FromTvm(t).permute({0, 3, 1, 2}); }
@@ -159,26 +169,33 @@ ffi::Tensor TorchToNhwc(at::Tensor y) {
   return ToTvm(nhwc);
 }
 
-ffi::Tensor Conv2d(const ffi::Tensor& x, const std::optional<ffi::Tensor>& other, int64_t handle) {
+ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
   auto conv = Convs().Get(handle);
   GetCounters().conv2d++;
   c10::InferenceMode guard;
-  at::Tensor input = NhwcToTorch(x);
-  at::Tensor y;
-  if (other) {
-    const PostOp& post = conv->post;
-    c10::IValue unary = post.attr == "none" ? c10::IValue() : c10::IValue(post.attr);
-    y = CallOp(Op("_convolution_pointwise", "binary"),
-               {input, NhwcToTorch(*other), conv->weight, OptionalTensor(conv->bias),
-                conv->padding, conv->stride, conv->dilation, conv->groups, std::string("add"),
-                c10::IValue(), unary, post.Scalars(), post.Algorithm()});
-  } else {
-    y = CallOp(Op("_convolution_pointwise", ""),
-               {input, conv->weight, OptionalTensor(conv->bias), conv->padding, conv->stride,
-                conv->dilation, conv->groups, conv->post.attr, conv->post.Scalars(),
-                conv->post.Algorithm()});
-  }
-  return TorchToNhwc(y);
+  return TorchToNhwc(CallOp(ConvOp(), {NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
+                                       conv->stride, conv->dilation, conv->groups,
+                                       conv->unary_attr, conv->unary_scalars,
+                                       conv->unary_algorithm}));
+}
+
+// conv(x) + other (then the unary post-op), accumulated into `other`'s buffer
+// when `in_place`, else into a fresh copy of it. In place is legal only when
+// the compiled graph never reads `other` again and owns its storage; the
+// Relax pass in torch_tvm/_inplace.py proves that before choosing it.
+ffi::Tensor Conv2dAdd(const ffi::Tensor& x, const ffi::Tensor& other, int64_t handle,
+                      bool in_place) {
+  auto conv = Convs().Get(handle);
+  GetCounters().conv2d++;
+  if (in_place) GetCounters().conv2d_in_place++;
+  c10::InferenceMode guard;
+  at::Tensor acc = NhwcToTorch(other);
+  if (!in_place) acc = acc.clone(at::MemoryFormat::ChannelsLast);
+  return TorchToNhwc(CallOp(ConvAddInPlaceOp(),
+                            {acc, NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
+                             conv->stride, conv->dilation, conv->groups, std::string("add"),
+                             c10::IValue(), conv->after_add_unary, conv->unary_scalars,
+                             conv->unary_algorithm}));
 }
 
 int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor>& bias,
@@ -195,7 +212,11 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   conv.stride = Vec(stride);
   conv.dilation = Vec(dilation);
   conv.groups = groups;
-  conv.post = MakePostOp(unary, unary_scalars, algorithm);
+  PostOp post = MakePostOp(unary, unary_scalars, algorithm);
+  conv.unary_attr = post.attr;
+  conv.after_add_unary = post.attr == "none" ? c10::IValue() : c10::IValue(post.attr);
+  conv.unary_scalars = post.Scalars();
+  conv.unary_algorithm = post.Algorithm();
   conv.weight = CallOp(Op("_reorder_convolution_weight", ""),
                        {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
   if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
@@ -211,7 +232,10 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   at::Tensor w = FromTvm(w_in_out).t().contiguous();  // torch's [out, in]
   lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
   if (bias.has_value()) lin.bias = FromTvm(*bias).clone();
-  lin.post = MakePostOp(unary, unary_scalars, algorithm);
+  PostOp post = MakePostOp(unary, unary_scalars, algorithm);
+  lin.unary_attr = post.attr;
+  lin.unary_scalars = post.Scalars();
+  lin.unary_algorithm = post.Algorithm();
   GetCounters().prepacked++;
   return Linears().Add(std::move(lin));
 }
@@ -222,10 +246,9 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   c10::InferenceMode guard;
   at::Tensor input = FromTvm(x);
   auto out_shape = input.sizes().vec();
-  at::Tensor y = CallOp(Op("_linear_pointwise", ""),
-                        {input.reshape({-1, input.size(-1)}), lin->weight,
-                         OptionalTensor(lin->bias), lin->post.attr, lin->post.Scalars(),
-                         lin->post.Algorithm()});
+  static const c10::OperatorHandle& linear_op = Op("_linear_pointwise", "");
+  at::Tensor y = CallOp(linear_op, {input.reshape({-1, input.size(-1)}), lin->weight, lin->bias,
+                                    lin->unary_attr, lin->unary_scalars, lin->unary_algorithm});
   out_shape.back() = y.size(-1);
   return ToTvm(y.reshape(out_shape).contiguous());
 }
@@ -249,11 +272,14 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   namespace refl = tvm::ffi::reflection;
   refl::GlobalDef()
       .def("torch_tvm.kernels.conv2d_prepack", Conv2dPrepack)
-      .def("torch_tvm.kernels.conv2d_nhwc",
-           [](const ffi::Tensor& x, int64_t handle) { return Conv2d(x, std::nullopt, handle); })
+      .def("torch_tvm.kernels.conv2d_nhwc", Conv2d)
       .def("torch_tvm.kernels.conv2d_add_nhwc",
            [](const ffi::Tensor& x, const ffi::Tensor& other, int64_t handle) {
-             return Conv2d(x, other, handle);
+             return Conv2dAdd(x, other, handle, /*in_place=*/false);
+           })
+      .def("torch_tvm.kernels.conv2d_add_nhwc_inplace",
+           [](const ffi::Tensor& x, const ffi::Tensor& other, int64_t handle) {
+             return Conv2dAdd(x, other, handle, /*in_place=*/true);
            })
       .def("torch_tvm.kernels.linear_prepack", LinearPrepack)
       .def("torch_tvm.kernels.linear", Linear)
@@ -263,6 +289,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         auto& c = GetCounters();
         ffi::Map<ffi::String, int64_t> m;
         m.Set("conv2d_calls", c.conv2d.load());
+        m.Set("conv2d_in_place_calls", c.conv2d_in_place.load());
         m.Set("linear_calls", c.linear.load());
         m.Set("matmul_calls", c.matmul.load());
         m.Set("prepacked_weights", c.prepacked.load());

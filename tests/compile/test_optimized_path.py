@@ -103,6 +103,18 @@ def test_every_generated_kernel_gets_a_parallel_vectorised_schedule():
     assert vectorised, [n for n, _ in funcs]
 
 
+def test_nhwc_pooling_reduces_whole_channel_vectors():
+    """After a conv the pool runs in NHWC: the window loops sit outside a
+    vectorised channel loop, and the init is hoisted out of them."""
+    model = nn.Sequential(nn.Conv2d(3, 32, 3), nn.MaxPool2d(3, 2, 1), nn.AvgPool2d(2)).eval()
+    mod = _lowered(model, [torch.randn(1, 3, 20, 20)])
+    pools = {name: f.script() for name, f in _prim_funcs(mod) if "pool" in name}
+    assert len(pools) == 2, list(pools)
+    for name, text in pools.items():
+        assert "T.parallel" in text and "T.vectorized" in text, f"{name}:\n{text}"
+        assert "_init" in text, f"{name}: init not hoisted:\n{text}"
+
+
 def test_untouched_pipeline_leaves_naive_loops():
     """The control for the test above: without our rules nothing is parallel."""
     def f(x, y):
