@@ -26,7 +26,8 @@ from collections import Counter
 
 import tvm
 from tvm import relax
-from tvm.relax.expr_functor import PyExprVisitor, visitor
+
+from ._relax_uses import var_uses
 
 _PREFIX = "torch_tvm.kernels."
 _ADD = _PREFIX + "conv2d_add_nhwc"
@@ -47,21 +48,8 @@ def _extern(expr):
     return None, None
 
 
-@visitor
-class _UseCounter(PyExprVisitor):
-    def __init__(self):
-        self.uses = Counter()
-
-    def visit_var_(self, op):
-        self.uses[op] += 1
-
-    def visit_dataflow_var_(self, op):
-        self.uses[op] += 1
-
-
 def _in_place_candidates(func):
-    counter = _UseCounter()
-    counter.visit_expr(func)
+    uses = var_uses(func)
     targets, consumed = set(), set()  # in-place bindings; the buffers they take
     if not isinstance(func.body, relax.SeqExpr):
         return targets
@@ -76,7 +64,7 @@ def _in_place_candidates(func):
             if name == _ADD:
                 other = args[1]
                 if (other in fresh and other not in consumed
-                        and counter.uses[other] == read_only_uses[other] + 1):
+                        and uses[other] == read_only_uses[other] + 1):
                     targets.add(binding.var)
                     consumed.add(other)
                     fresh.add(binding.var)

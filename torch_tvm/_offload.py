@@ -14,7 +14,9 @@ from __future__ import annotations
 import tvm
 import tvm_ffi
 from tvm import relax
-from tvm.relax.dpl import is_const, is_op, wildcard
+from tvm.relax.dpl import CallPattern, is_const, is_op, wildcard
+
+from ._relax_uses import Bindings
 
 _prepack_conv = None
 _prepack_linear = None
@@ -66,6 +68,20 @@ def _scalar(const):
     return float(arr) if arr.size == 1 else None
 
 
+def _fusable(m, orig, bindings):
+    """True when no matched call but the root is read outside the match.
+
+    Fusing a value that something else also reads would leave its own call in
+    place and compute it twice (MobileNetV2's `x + conv(x')`, where x is the
+    previous block's conv output, would match with x's conv as the base).
+    """
+    for pattern, expr in m.items():
+        if isinstance(pattern, CallPattern) and not expr.same_as(orig) \
+                and bindings.uses(expr) != 1:
+            return False
+    return True
+
+
 def _epilogues(base):
     """(pattern, epilogue) for every post-op the kernels can fuse, largest first.
 
@@ -99,7 +115,12 @@ def _rewrite_convs(func, stats):
             variants.append((pattern, has_bias, False, epilogue))
 
     for pattern, has_bias, has_residual, epilogue in variants:
-        def rewriter(orig, m, has_bias=has_bias, has_residual=has_residual, epilogue=epilogue):
+        bindings = Bindings(func)
+
+        def rewriter(orig, m, has_bias=has_bias, has_residual=has_residual, epilogue=epilogue,
+                     bindings=bindings):
+            if not _fusable(m, orig, bindings):
+                return orig
             c = m[conv]
             attrs = c.attrs
             if (attrs.data_layout != "NHWC" or attrs.kernel_layout != "OHWI"
@@ -123,9 +144,11 @@ def _rewrite_convs(func, stats):
             stats["conv2d"] += 1
             out_ty = relax.TensorType(out_shape, "float32")
             if has_residual:
-                return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_add_nhwc", m[x],
-                                                 m[other], relax.prim_value(handle), ty_args=out_ty)
-            return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_nhwc", m[x],
+                return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_add_nhwc",
+                                                 bindings.operand(m[x]),
+                                                 bindings.operand(m[other]),
+                                                 relax.prim_value(handle), ty_args=out_ty)
+            return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_nhwc", bindings.operand(m[x]),
                                              relax.prim_value(handle), ty_args=out_ty)
 
         func = relax.dpl.rewrite_call(pattern, rewriter, func)
@@ -141,7 +164,11 @@ def _rewrite_matmuls(func, stats):
             variants.append((pattern, has_bias, epilogue))
 
     for pattern, has_bias, epilogue in variants:
-        def rewriter(orig, m, has_bias=has_bias, epilogue=epilogue):
+        bindings = Bindings(func)
+
+        def rewriter(orig, m, has_bias=has_bias, epilogue=epilogue, bindings=bindings):
+            if not _fusable(m, orig, bindings):
+                return orig
             wt = m[w]
             wshape = [int(v) for v in wt.value.shape]
             xs = _shape(m[x])
@@ -158,20 +185,22 @@ def _rewrite_matmuls(func, stats):
                 batch *= d
             handle = _prepack_linear(wt.value, bias, batch, unary, scalars, algorithm or "")
             stats["linear"] += 1
-            return relax.op.call_pure_packed("torch_tvm.kernels.linear", m[x],
+            return relax.op.call_pure_packed("torch_tvm.kernels.linear", bindings.operand(m[x]),
                                              relax.prim_value(handle),
                                              ty_args=relax.TensorType(_shape(orig), "float32"))
 
         func = relax.dpl.rewrite_call(pattern, rewriter, func)
 
     a, bb = wildcard(), wildcard()
+    bindings = Bindings(func)
 
     def generic(orig, m):
         if _dtype(m[a]) != "float32" or _dtype(m[bb]) != "float32" or len(_shape(m[a])) < 2 \
                 or len(_shape(m[bb])) < 2:
             return orig
         stats["matmul"] += 1
-        return relax.op.call_pure_packed("torch_tvm.kernels.matmul", m[a], m[bb],
+        return relax.op.call_pure_packed("torch_tvm.kernels.matmul", bindings.operand(m[a]),
+                                         bindings.operand(m[bb]),
                                          ty_args=relax.TensorType(_shape(orig), "float32"))
 
     return relax.dpl.rewrite_call(is_op("relax.matmul")(a, bb), generic, func)

@@ -63,6 +63,29 @@ def test_conv_bn_relu_residual_and_linear_run_as_prepacked_onednn_kernels():
     assert d["layout_copies"] == 0, d
 
 
+class _InvertedResidual(nn.Module):
+    """MobileNetV2's shape: y feeds a conv and the residual add."""
+
+    def __init__(self):
+        super().__init__()
+        self.a, self.b, self.c = (nn.Conv2d(8, 8, 1) for _ in range(3))
+
+    def forward(self, x):
+        y = self.a(x)
+        return y + self.b(torch.relu(self.c(y)))
+
+
+def test_a_conv_output_read_twice_is_computed_once():
+    model = _InvertedResidual().eval()
+    x = torch.randn(1, 8, 6, 6)
+    before = _kernels()
+    out = run_tvm(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
+    d = _delta(before, _kernels())
+    assert d["prepacked_weights"] == 3 and d["conv2d_calls"] == 6, d  # 3 convs x 2 TVM calls
+
+
 def test_opt_level_0_uses_plain_tvm_code():
     torch_tvm.enable(opt_level=0)
     model = _ResidualBlock().eval()
