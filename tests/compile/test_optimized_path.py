@@ -138,6 +138,14 @@ def test_nhwc_pooling_reduces_whole_channel_vectors():
         assert "_init" in text, f"{name}: init not hoisted:\n{text}"
 
 
+def test_rgb_input_to_nhwc_is_vectorised_along_its_rows():
+    mod = _lowered(nn.Conv2d(3, 16, 3).eval(), [torch.randn(2, 3, 32, 32)])
+    nchw_in = "T.Buffer((T.int64(2), T.int64(3), T.int64(32), T.int64(32))"
+    (text,) = [f.script() for name, f in _prim_funcs(mod)
+               if "transpose" in name and nchw_in in f.script()]
+    assert "T.unroll(T.int64(3))" in text and "T.vectorized(T.int64(16))" in text, text
+
+
 def test_untouched_pipeline_leaves_naive_loops():
     """The control for the test above: without our rules nothing is parallel."""
     def f(x, y):
