@@ -143,7 +143,7 @@ def test_rgb_input_to_nhwc_is_vectorised_along_its_rows():
     nchw_in = "T.Buffer((T.int64(2), T.int64(3), T.int64(32), T.int64(32))"
     (text,) = [f.script() for name, f in _prim_funcs(mod)
                if "transpose" in name and nchw_in in f.script()]
-    assert "T.unroll(T.int64(3))" in text and "T.vectorized(T.int64(16))" in text, text
+    assert "T.unroll(T.int64(3))" in text and re.search(r"T.vectorized\(T.int64\((8|16)\)\)", text), text
 
 
 def test_untouched_pipeline_leaves_naive_loops():
