@@ -51,9 +51,18 @@ def _pipeline(opt_level: int, num_threads: int) -> tvm.transform.Pass:
 
 @tvm_ffi.register_global_func("torch_tvm.build_relax", override=True)
 def build_relax(mod, target, opt_level):
+    """[VM executable module, owner of the weights it prepacked].
+
+    The caller keeps the owner exactly as long as the executable; dropping it
+    frees the packed weights (also when the build fails half-way).
+    """
     tgt = tvm.target.Target(target)
     num_threads = int(tgt.attrs.get("num-cores", 1)) if "num-cores" in tgt.attrs else 1
-    with tgt, tvm.transform.PassContext(opt_level=int(opt_level)):
-        mod = _pipeline(int(opt_level), num_threads)(mod)
-        ex = tvm.compile(mod, target=tgt)
-    return ex.mod
+    tvm_ffi.get_global_func("torch_tvm.kernels.begin_packed_weight_scope")()
+    try:
+        with tgt, tvm.transform.PassContext(opt_level=int(opt_level)):
+            mod = _pipeline(int(opt_level), num_threads)(mod)
+            ex = tvm.compile(mod, target=tgt)
+    finally:
+        weights_owner = tvm_ffi.get_global_func("torch_tvm.kernels.end_packed_weight_scope")()
+    return [ex.mod, weights_owner]

@@ -8,8 +8,10 @@
 
 namespace torch_tvm::compile {
 
-CompiledFunction::CompiledFunction(tvm::ffi::Module vm, double compile_seconds)
-    : vm_(std::move(vm)), compile_seconds_(compile_seconds) {
+CompiledFunction::CompiledFunction(tvm::ffi::Module vm, Any weights_owner,
+                                   double compile_seconds)
+    : vm_(std::move(vm)), weights_owner_(std::move(weights_owner)),
+      compile_seconds_(compile_seconds) {
   auto main = vm_->GetFunction("main");
   if (!main.has_value()) throw std::runtime_error("compiled module has no main function");
   main_ = *main;
@@ -43,9 +45,10 @@ std::shared_ptr<CompiledFunction> CompileRelax(const ObjectRef& ir_module, const
   } else {
     target = String(options.target);
   }
-  auto executable =
-      CallGlobalAny("torch_tvm.build_relax", ir_module, target, options.opt_level)
-          .cast<tvm::ffi::Module>();
+  auto built = CallGlobalAny("torch_tvm.build_relax", ir_module, target, options.opt_level)
+                   .cast<Array<Any>>();
+  if (built.size() != 2) throw std::runtime_error("torch_tvm.build_relax returned a bad result");
+  auto executable = built[0].cast<tvm::ffi::Module>();
   auto load = executable->GetFunction("vm_load_executable");
   if (!load.has_value()) throw std::runtime_error("build did not return a Relax VM executable");
   auto vm = (*load)().cast<tvm::ffi::Module>();
@@ -53,7 +56,7 @@ std::shared_ptr<CompiledFunction> CompileRelax(const ObjectRef& ir_module, const
   (*vm->GetFunction("vm_initialization"))(kDLCPU, 0, kPooledAllocator);
   double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  return std::make_shared<CompiledFunction>(vm, seconds);
+  return std::make_shared<CompiledFunction>(vm, built[1], seconds);
 }
 
 }  // namespace torch_tvm::compile

@@ -21,7 +21,9 @@ namespace torch_tvm::compile {
 
 class CompiledFunction {
  public:
-  CompiledFunction(tvm::ffi::Module vm, double compile_seconds);
+  // `weights_owner` keeps the oneDNN weights the build prepacked alive; the
+  // executable refers to them only by handle.
+  CompiledFunction(tvm::ffi::Module vm, Any weights_owner, double compile_seconds);
 
   // Runs "main". The Relax VM keeps per-call state, so calls are serialised.
   std::vector<tvm::ffi::Tensor> Run(const std::vector<tvm::ffi::Tensor>& args);
@@ -29,6 +31,7 @@ class CompiledFunction {
 
  private:
   tvm::ffi::Module vm_;
+  Any weights_owner_;
   Function main_;
   double compile_seconds_;
   std::mutex run_mu_;

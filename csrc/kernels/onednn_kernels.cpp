@@ -22,6 +22,8 @@
 //   torch_tvm.kernels.linear(x, handle) -> y
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
 //   torch_tvm.kernels.embedding(weight, indices) -> rows (bounds-checked)
+//   torch_tvm.kernels.begin_packed_weight_scope() / end_packed_weight_scope() -> owner
+//                                    weights prepacked in between live as long as owner
 //   torch_tvm.kernels.counters() -> {name: count}
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -90,36 +92,73 @@ struct PackedLinear {
   c10::IValue bias, unary_attr, unary_scalars, unary_algorithm;
 };
 
-// Packed weights live as long as the process: compiled executables hold
-// only their handles. One entry per compiled conv/linear.
+// Compiled executables refer to packed weights by integer handle. A handle
+// stays valid until the build that created it releases it (see
+// PackedWeightScope); a released slot is never reused, so a stale handle
+// fails loudly instead of reaching another model's weights.
 template <typename T>
 class HandleTable {
  public:
   int64_t Add(T value) {
     std::lock_guard<std::mutex> lock(mu_);
     items_.push_back(std::make_shared<T>(std::move(value)));
+    live_++;
     return static_cast<int64_t>(items_.size()) - 1;
   }
   std::shared_ptr<T> Get(int64_t handle) {
     std::lock_guard<std::mutex> lock(mu_);
-    if (handle < 0 || handle >= static_cast<int64_t>(items_.size())) {
-      TVM_FFI_THROW(IndexError) << "torch_tvm: unknown packed-weight handle " << handle;
+    if (handle < 0 || handle >= static_cast<int64_t>(items_.size()) || !items_[handle]) {
+      TVM_FFI_THROW(IndexError) << "torch_tvm: unknown or released packed-weight handle "
+                                << handle;
     }
     return items_[handle];
+  }
+  void Release(int64_t handle) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (handle >= 0 && handle < static_cast<int64_t>(items_.size()) && items_[handle]) {
+      items_[handle].reset();
+      live_--;
+    }
+  }
+  int64_t live() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return live_;
   }
 
  private:
   std::mutex mu_;
   std::vector<std::shared_ptr<T>> items_;
+  int64_t live_ = 0;
 };
 
+// Never destroyed: an executable freed during interpreter shutdown may still
+// release its handles after static destructors have run.
 HandleTable<PackedConv>& Convs() {
-  static HandleTable<PackedConv> table;
-  return table;
+  static auto* table = new HandleTable<PackedConv>();
+  return *table;
 }
 HandleTable<PackedLinear>& Linears() {
-  static HandleTable<PackedLinear> table;
-  return table;
+  static auto* table = new HandleTable<PackedLinear>();
+  return *table;
+}
+
+// The packed weights one build created. The build driver opens a scope on
+// its thread, and closing it hands back an owner (an ffi::Function) that the
+// compiled executable keeps: when the executable goes, its weights go.
+struct PackedWeightScope {
+  std::vector<int64_t> convs, linears;
+  ~PackedWeightScope() {
+    for (int64_t h : convs) Convs().Release(h);
+    for (int64_t h : linears) Linears().Release(h);
+  }
+};
+thread_local std::shared_ptr<PackedWeightScope> current_scope;
+
+void RecordConv(int64_t handle) {
+  if (current_scope) current_scope->convs.push_back(handle);
+}
+void RecordLinear(int64_t handle) {
+  if (current_scope) current_scope->linears.push_back(handle);
 }
 
 const c10::OperatorHandle& Op(const char* name, const char* overload) {
@@ -221,7 +260,9 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
                        {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
   if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
   GetCounters().prepacked++;
-  return Convs().Add(std::move(conv));
+  int64_t handle = Convs().Add(std::move(conv));
+  RecordConv(handle);
+  return handle;
 }
 
 int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tensor>& bias,
@@ -237,7 +278,9 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   lin.unary_scalars = post.Scalars();
   lin.unary_algorithm = post.Algorithm();
   GetCounters().prepacked++;
-  return Linears().Add(std::move(lin));
+  int64_t handle = Linears().Add(std::move(lin));
+  RecordLinear(handle);
+  return handle;
 }
 
 ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
@@ -285,6 +328,18 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("torch_tvm.kernels.linear", Linear)
       .def("torch_tvm.kernels.matmul", MatMul)
       .def("torch_tvm.kernels.embedding", Embedding)
+      .def("torch_tvm.kernels.begin_packed_weight_scope",
+           [] { current_scope = std::make_shared<PackedWeightScope>(); })
+      .def("torch_tvm.kernels.end_packed_weight_scope",
+           [] {
+             auto scope = std::move(current_scope);
+             current_scope.reset();
+             // Calling the owner returns how many weights it holds.
+             return ffi::Function::FromTyped([scope]() -> int64_t {
+               return scope ? static_cast<int64_t>(scope->convs.size() + scope->linears.size())
+                            : 0;
+             });
+           })
       .def("torch_tvm.kernels.counters", [] {
         auto& c = GetCounters();
         ffi::Map<ffi::String, int64_t> m;
@@ -294,6 +349,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("matmul_calls", c.matmul.load());
         m.Set("prepacked_weights", c.prepacked.load());
         m.Set("layout_copies", c.layout_copies.load());
+        m.Set("live_packed_weights", Convs().live() + Linears().live());
         return m;
       });
 }
