@@ -33,36 +33,29 @@ class _Chain(nn.Module):
         return torch.relu(self.b(torch.relu(self.c(r))) + r)
 
 
-class _ResidualIsConvInput(nn.Module):
-    """conv(r) + r: the kernel would read r while writing it."""
-
+class _TwoConvs(nn.Module):
     def __init__(self):
         super().__init__()
         self.a, self.b = _conv(), _conv()
+
+
+class _ResidualIsConvInput(_TwoConvs):
+    """conv(r) + r: the kernel would read r while writing it."""
 
     def forward(self, x):
         r = self.a(x)
         return self.b(r) + r
 
 
-class _ResidualReadAfter(nn.Module):
+class _ResidualReadAfter(_TwoConvs):
     """r is read again after the add, so it must not be overwritten."""
-
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = _conv(), _conv()
 
     def forward(self, x):
         r = self.a(x)
-        y = self.b(x) + r
-        return y * r
+        return (self.b(x) + r) * r
 
 
-class _ResidualIsOutput(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.a, self.b = _conv(), _conv()
-
+class _ResidualIsOutput(_TwoConvs):
     def forward(self, x):
         r = self.a(x)
         return self.b(x) + r, r

@@ -23,6 +23,16 @@ def _delta(before, after):
     return {k: after[k] - before[k] for k in after}
 
 
+def _kernel_calls_of(model, x):
+    """Runs `model` through torch_tvm (checked against eager); the kernel
+    counter increase (1 profiling call in PyTorch, then 2 TVM calls)."""
+    before = _kernels()
+    out = run_tvm(model, x)
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
+    return _delta(before, _kernels())
+
+
 class _ResidualBlock(nn.Module):
     def __init__(self):
         super().__init__()
@@ -49,12 +59,7 @@ def _randomize_bn(model):
 def test_conv_bn_relu_residual_and_linear_run_as_prepacked_onednn_kernels():
     model = _ResidualBlock().eval()
     _randomize_bn(model)
-    x = torch.randn(2, 8, 13, 11)
-    before = _kernels()
-    out = run_tvm(model, x)  # 3 calls: 1 profiling run in PyTorch, then 2 in TVM
-    d = _delta(before, _kernels())
-    with torch.no_grad():
-        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
+    d = _kernel_calls_of(model, torch.randn(2, 8, 13, 11))
     # 2 convs (BN folded, residual add + relu fused) and 1 linear per TVM call,
     # weights prepacked once.
     assert d["conv2d_calls"] == 4, d
@@ -76,25 +81,13 @@ class _InvertedResidual(nn.Module):
 
 
 def test_a_conv_output_read_twice_is_computed_once():
-    model = _InvertedResidual().eval()
-    x = torch.randn(1, 8, 6, 6)
-    before = _kernels()
-    out = run_tvm(model, x)
-    with torch.no_grad():
-        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
-    d = _delta(before, _kernels())
+    d = _kernel_calls_of(_InvertedResidual().eval(), torch.randn(1, 8, 6, 6))
     assert d["prepacked_weights"] == 3 and d["conv2d_calls"] == 6, d  # 3 convs x 2 TVM calls
 
 
 def test_opt_level_0_uses_plain_tvm_code():
     torch_tvm.enable(opt_level=0)
-    model = _ResidualBlock().eval()
-    x = torch.randn(1, 8, 6, 6)
-    before = _kernels()
-    out = run_tvm(model, x)
-    with torch.no_grad():
-        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
-    d = _delta(before, _kernels())
+    d = _kernel_calls_of(_ResidualBlock().eval(), torch.randn(1, 8, 6, 6))
     assert d["conv2d_calls"] == 0 and d["linear_calls"] == 0, d
 
 
