@@ -13,6 +13,7 @@ class ExplainReport:
     groups: list[dict]          # id, ops, and that group's counters
     outside: list[dict]         # op, reason: nodes left to the PyTorch interpreter
     totals: dict
+    eval_version: bool = False  # graph versioned on module.training; the eval version shown
 
     @property
     def num_fallbacks(self) -> int:
@@ -21,6 +22,9 @@ class ExplainReport:
     def __str__(self) -> str:
         lines = [f"torch_tvm: {len(self.groups)} TVM group(s), "
                  f"{len(self.outside)} op(s) left to PyTorch"]
+        if self.eval_version:
+            lines.append("  (unfrozen module: graph versioned on .training; this is the eval "
+                         "version, train() runs the original graph)")
         for g in self.groups:
             ops = ", ".join(g["ops"])
             lines.append(f"  group {g['id']}: {len(g['ops'])} ops [{ops}]")
@@ -68,4 +72,5 @@ def explain(module, inputs, runs: int = 3) -> ExplainReport:
     totals = {k: sum(g.get(k, 0) for g in groups)
               for k in ("calls", "cache_hits", "cache_misses", "compiles", "fallback_calls",
                         "input_copies", "compile_seconds")}
-    return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals)
+    return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals,
+                         eval_version=bool(info["eval_version"]))

@@ -15,4 +15,9 @@ c10::Symbol BoundInputsAttr() {
   return attr;
 }
 
+c10::Symbol EvalVersionedAttr() {
+  static const c10::Symbol s = c10::Symbol::attr("tvm_eval_versioned");
+  return s;
+}
+
 }  // namespace torch_tvm

@@ -12,5 +12,8 @@ c10::Symbol CompilationGroupKind();
 // Attribute names the partition pass sets on a group node.
 c10::Symbol GroupIdAttr();
 c10::Symbol BoundInputsAttr();
+// Marks the prim::If with which lowering/specialize_eval_mode versions a graph
+// on module.training: block 0 is the training version, block 1 the eval one.
+c10::Symbol EvalVersionedAttr();
 
 }  // namespace torch_tvm

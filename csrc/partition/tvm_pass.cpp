@@ -7,6 +7,7 @@
 
 #include "common/options.h"
 #include "lowering/functionalize.h"
+#include "lowering/specialize_eval_mode.h"
 #include "partition/fuse_supported_ops.h"
 
 namespace torch_tvm::partition {
@@ -18,6 +19,7 @@ std::optional<torch::jit::GraphPassNameType> pass_id;
 
 void RunTvmPass(std::shared_ptr<torch::jit::Graph>& graph) {
   Options options = GetOptions();
+  lowering::SpecializeEvalMode(graph);
   lowering::Functionalize(graph);
   FuseSupportedOps(graph, options.min_group_size);
 }

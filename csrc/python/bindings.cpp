@@ -60,9 +60,17 @@ py::dict OptionsToDict(const Options& o) {
   return d;
 }
 
-void CollectOutside(torch::jit::Block* block, py::list& outside, py::list& groups) {
+// A graph versioned by lowering/specialize_eval_mode is reported by its eval
+// version (block 1 of the versioning If): the one inference runs.
+void CollectOutside(torch::jit::Block* block, py::list& outside, py::list& groups,
+                    bool& versioned) {
   for (torch::jit::Node* n : block->nodes()) {
-    for (torch::jit::Block* sub : n->blocks()) CollectOutside(sub, outside, groups);
+    if (n->kind() == c10::prim::If && n->hasAttribute(EvalVersionedAttr())) {
+      versioned = true;
+      CollectOutside(n->blocks()[1], outside, groups, versioned);
+      continue;
+    }
+    for (torch::jit::Block* sub : n->blocks()) CollectOutside(sub, outside, groups, versioned);
     if (n->kind() == CompilationGroupKind()) {
       py::list ops;
       for (const auto* inner : n->g(c10::attr::Subgraph)->nodes()) {
@@ -125,10 +133,12 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("explain_graph", [](std::shared_ptr<torch::jit::Graph> graph) {
     py::list outside, groups;
-    CollectOutside(graph->block(), outside, groups);
+    bool versioned = false;
+    CollectOutside(graph->block(), outside, groups, versioned);
     py::dict d;
     d["outside"] = outside;
     d["groups"] = groups;
+    d["eval_version"] = versioned;
     return d;
   });
 
