@@ -24,7 +24,7 @@ from ._offload import offload_to_onednn
 from ._schedule import default_cpu_schedule
 
 
-def _pipeline(opt_level: int, num_threads: int) -> tvm.transform.Pass:
+def _pipeline(opt_level: int) -> tvm.transform.Pass:
     passes = [relax.transform.FoldConstant()]
     if opt_level >= 1:
         passes += [
@@ -45,7 +45,7 @@ def _pipeline(opt_level: int, num_threads: int) -> tvm.transform.Pass:
         relax.transform.FuseTIR(),
     ]
     if opt_level >= 1:
-        passes += [accumulate_residual_in_place, default_cpu_schedule(num_threads)]
+        passes += [accumulate_residual_in_place, default_cpu_schedule()]
     return tvm.transform.Sequential(passes)
 
 
@@ -57,11 +57,10 @@ def build_relax(mod, target, opt_level):
     frees the packed weights (also when the build fails half-way).
     """
     tgt = tvm.target.Target(target)
-    num_threads = int(tgt.attrs.get("num-cores", 1)) if "num-cores" in tgt.attrs else 1
     tvm_ffi.get_global_func("torch_tvm.kernels.begin_packed_weight_scope")()
     try:
         with tgt, tvm.transform.PassContext(opt_level=int(opt_level)):
-            mod = _pipeline(int(opt_level), num_threads)(mod)
+            mod = _pipeline(int(opt_level))(mod)
             ex = tvm.compile(mod, target=tgt)
     finally:
         weights_owner = tvm_ffi.get_global_func("torch_tvm.kernels.end_packed_weight_scope")()

@@ -190,7 +190,9 @@ def _is_channel_vector_reduction(sch, info) -> bool:
             and _reads_contiguous_in(block, block.iter_vars[n_spatial - 1].var))
 
 
-def default_cpu_schedule(num_threads: int) -> tvm.transform.Pass:
-    del num_threads  # the parallel runtime splits loops over the pool size
+def default_cpu_schedule() -> tvm.transform.Pass:
+    """Parallel loops are split over the thread budget at run time, by the
+    parallel launch hook (csrc/kernels/parallel_launch.cpp), so no thread
+    count is baked in here."""
     return dl.ApplyDefaultSchedule(CPUChannelVectorPooling(), dl.cpu.GEMV(), dl.cpu.Reduction(),
                                    CPUParallelVectorize())

@@ -109,6 +109,6 @@ def test_pass_rewrites_only_the_proven_call():
     mod = torch_tvm.to_relax(_Chain().eval(), [torch.randn(1, 8, 10, 10)])
     target = tvm.target.Target({"kind": "llvm", "mcpu": torch_tvm._C.host_cpu(), "num-cores": 2})
     with target, tvm.transform.PassContext(opt_level=3):
-        text = _build._pipeline(3, 2)(mod)["main"].script()
+        text = _build._pipeline(3)(mod)["main"].script()
     assert text.count("torch_tvm.kernels.conv2d_add_nhwc_inplace") == 1, text
     assert text.count("torch_tvm.kernels.conv2d_add_nhwc\"") == 0, text

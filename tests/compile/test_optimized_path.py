@@ -95,7 +95,7 @@ def _lowered(fn, inputs, opt_level=3):
     mod = torch_tvm.to_relax(fn, inputs)
     target = tvm.target.Target({"kind": "llvm", "mcpu": torch_tvm._C.host_cpu(), "num-cores": 2})
     with target, tvm.transform.PassContext(opt_level=opt_level):
-        return _build._pipeline(opt_level, 2)(mod)
+        return _build._pipeline(opt_level)(mod)
 
 
 def _prim_funcs(mod):
