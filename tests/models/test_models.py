@@ -66,6 +66,29 @@ def test_torchvision_model(name, size, is_resnet):
         assert not {k for k in inside if k.endswith("_")}, "in-place ops left in a group"
 
 
+@pytest.mark.slow
+def test_unfrozen_scripted_resnet_runs_its_eval_version_in_tvm():
+    """torch.jit.script without freeze: the graph is versioned on .training and
+    the eval version has every compute op grouped (lowering/specialize_eval_mode)."""
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None).eval()
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        ref = model(x)
+    out, graph = run_jitted(torch.jit.script(model), x, calls=3)
+    err = max_rel_error(out, ref)
+    assert err <= REL_TOL, f"max relative error {err:.3g}"
+    (version,) = [n for n in graph.nodes()
+                  if n.kind() == "prim::If" and n.hasAttribute("tvm_eval_versioned")]
+    eval_version = list(version.blocks())[1]
+    assert outside_aten_ops(eval_version) == [], outside_aten_ops(eval_version)
+    inside = set(ops_in_groups(eval_version))
+    assert RESNET_OPS <= inside and CONV_OPS & inside, inside
+    counters = group_counters(graph)
+    assert sum(c["calls"] for c in counters.values()) >= 2
+    assert all(c["fallback_calls"] == 0 for c in counters.values()), counters
+
+
 class _ControlFlowNet(nn.Module):
     """Data-dependent branch plus a loop whose trip count is an argument."""
 
