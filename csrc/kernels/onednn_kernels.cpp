@@ -44,7 +44,8 @@ namespace {
 // Calls and layout copies, read by torch_tvm.stats() through
 // "torch_tvm.kernels.counters"; tests use them to prove the oneDNN path ran.
 struct Counters {
-  std::atomic<int64_t> conv2d{0}, conv2d_in_place{0}, linear{0}, matmul{0}, prepacked{0}, layout_copies{0};
+  std::atomic<int64_t> conv2d{0}, conv2d_in_place{0}, linear{0}, matmul{0};
+  std::atomic<int64_t> prepacked{0}, layout_copies{0};
 };
 Counters& GetCounters() {
   static Counters counters;
