@@ -205,6 +205,34 @@ def chart(results: list[dict], path: str) -> bool:
     return True
 
 
+def _maybe(v, formatter):
+    return None if v is None else formatter(v)
+
+
+def _summary_table(w, rows, keys, value, background=False):
+    """One row per configuration, one cell per peer: value(row, key, peer) as
+    text, or None for the peer's status ("error: ...", "timeout"); "–" where
+    the peer did not run. With background=True a last column gives the
+    background load and fatal configurations get a row of "fatal"."""
+    extra = " background load |" if background else ""
+    w("| config | " + " | ".join(SHORT[k] for k in keys) + " |" + extra)
+    w("|---|" + "---:|" * len(keys) + ("---:|" if background else ""))
+    for r in rows:
+        bg = f" {fmt(r.get('background_cores'), '.2f')} cores |" if background else ""
+        if r.get("fatal"):
+            if background:
+                w(f"| {cfg_name(r)} | " + " | ".join(["fatal"] * len(keys)) + " |" + bg)
+            continue
+        cells = []
+        for k in keys:
+            p = r["peers"].get(k)
+            text = None if p is None else value(r, k, p)
+            cells.append("–" if p is None else
+                         text if text is not None else p.get("status", "error"))
+        w(f"| {cfg_name(r)} | " + " | ".join(cells) + " |" + bg)
+    w("")
+
+
 def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
     env, st = meta["env"], meta["settings"]
     rows = [r for r in results if r.get("kind") == "model"]
@@ -244,60 +272,21 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
 
     if rows:
         w("## Summary: median latency (ms)\n")
-        w("| config | " + " | ".join(SHORT[k] for k in keys) + " | background load |")
-        w("|---|" + "---:|" * len(keys) + "---:|")
-        for r in rows:
-            bg = f"{fmt(r.get('background_cores'), '.2f')} cores"
-            if r.get("fatal"):
-                w(f"| {cfg_name(r)} | " + " | ".join(["fatal"] * len(keys)) + f" | {bg} |")
-                continue
-            cells = []
-            for k in keys:
-                p = r["peers"].get(k)
-                m = median(r, k)
-                cells.append(fmt_ms(m) if m is not None else
-                             ("–" if p is None else p.get("status", "error")))
-            w(f"| {cfg_name(r)} | " + " | ".join(cells) + f" | {bg} |")
-        w("")
+        _summary_table(w, rows, keys, lambda r, k, p: _maybe(median(r, k), fmt_ms),
+                       background=True)
         w("background load = CPU used by processes other than this benchmark during the "
           "configuration, averaged over its run (from /proc/stat minus the benchmark's own "
           "CPU time). On this 2-core machine anything above ~0.1 cores means the numbers "
           "of that row are disturbed.\n")
         w("## Summary: speedup vs TorchScript default (trace)\n")
-        w("| config | " + " | ".join(SHORT[k] for k in keys) + " |")
-        w("|---|" + "---:|" * len(keys))
-        for r in rows:
-            if r.get("fatal"):
-                continue
-            cells = []
-            for k in keys:
-                sp, _ = speedups(r, k)
-                p = r["peers"].get(k)
-                cells.append(fmt_x(sp) if sp is not None else
-                             ("–" if p is None else p.get("status", "error")))
-            w(f"| {cfg_name(r)} | " + " | ".join(cells) + " |")
-        w("")
+        _summary_table(w, rows, keys, lambda r, k, p: _maybe(speedups(r, k)[0], fmt_x))
         if chart_rel:
             w(f"![speedup vs TorchScript default]({chart_rel})\n")
         w("## Summary: first-call time (s)\n")
         w("Preparation (trace / export / compile) + the call(s) until the first steady "
           "output; see the per-configuration notes below.\n")
-        w("| config | " + " | ".join(SHORT[k] for k in keys) + " |")
-        w("|---|" + "---:|" * len(keys))
-        for r in rows:
-            if r.get("fatal"):
-                continue
-            cells = []
-            for k in keys:
-                p = r["peers"].get(k)
-                if p is None:
-                    cells.append("–")
-                elif p.get("status") == "ok" and p.get("first_call_s") is not None:
-                    cells.append(fmt(p["first_call_s"], ".1f"))
-                else:
-                    cells.append(p.get("status", "error"))
-            w(f"| {cfg_name(r)} | " + " | ".join(cells) + " |")
-        w("")
+        _summary_table(w, rows, keys, lambda r, k, p: _maybe(
+            p.get("first_call_s") if p.get("status") == "ok" else None, lambda v: fmt(v, ".1f")))
 
     if over:
         w("## torch_tvm fixed overhead of a tiny group call\n")
