@@ -81,7 +81,7 @@ def _in_place_candidates(func):
 def _rewrite(func):
     targets = _in_place_candidates(func)
     if not targets:
-        return func, 0
+        return func
 
     @relax.expr_functor.mutator
     class _ToInPlace(relax.PyExprMutator):
@@ -95,12 +95,12 @@ def _rewrite(func):
                 return
             super().visit_var_binding_(binding)
 
-    return _ToInPlace().visit_expr(func), len(targets)
+    return _ToInPlace().visit_expr(func)
 
 
 @tvm.transform.module_pass(opt_level=0, name="torch_tvm.AccumulateResidualInPlace")
 def accumulate_residual_in_place(mod, _ctx):
     for gv, func in list(mod.functions.items()):
         if isinstance(func, relax.Function):
-            mod[gv], _ = _rewrite(func)
+            mod[gv] = _rewrite(func)
     return mod

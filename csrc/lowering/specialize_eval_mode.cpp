@@ -5,10 +5,9 @@
 #include <torch/csrc/jit/passes/constant_propagation.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
 
-#include <map>
 #include <optional>
+#include <set>
 #include <unordered_map>
-#include <unordered_set>
 
 #include "common/group_symbols.h"
 
@@ -86,12 +85,12 @@ bool Version(const std::shared_ptr<Graph>& graph) {
   if (scan.flags.empty() || scan.unsafe || scan.versioned) return false;
 
   // One read per distinct module path, in the order first used.
-  std::map<std::vector<std::string>, bool> seen;
+  std::set<std::vector<std::string>> seen;
   std::vector<std::vector<std::string>> paths;
   for (Node* flag : scan.flags) {
     auto path = PathFromSelf(flag->input(), self);
     if (!path) return false;
-    if (seen.emplace(*path, true).second) paths.push_back(*path);
+    if (seen.insert(*path).second) paths.push_back(*path);
   }
 
   Block* top = graph->block();
