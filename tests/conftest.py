@@ -174,11 +174,14 @@ def flatten_outputs(out):
     raise TypeError(f"unexpected output type {type(out).__name__}")
 
 
-def assert_outputs_close(actual, expected, rtol=1e-4, atol=1e-5):
+def assert_outputs_close(actual, expected, rtol=1e-4, atol=1e-5, equal_nan=False):
+    """Same number of outputs, each close (and of the same dtype); with
+    ``equal_nan`` a NaN matches a NaN at the same position."""
     a, e = flatten_outputs(actual), flatten_outputs(expected)
     assert len(a) == len(e), f"{len(a)} outputs, expected {len(e)}"
     for i, (x, y) in enumerate(zip(a, e)):
-        torch.testing.assert_close(x, y, rtol=rtol, atol=atol, msg=lambda m: f"output {i}: {m}")
+        torch.testing.assert_close(x, y, rtol=rtol, atol=atol, equal_nan=equal_nan,
+                                   msg=lambda m: f"output {i}: {m}")
 
 
 def max_rel_error(actual, expected):

@@ -27,7 +27,8 @@ TEST(Registry, CoversTheFoundationOps) {
   for (const char* s : {"aten::add.Tensor", "aten::_convolution", "aten::batch_norm",
                         "aten::layer_norm", "aten::max_pool2d", "aten::linear", "aten::matmul",
                         "aten::cat", "aten::chunk", "aten::softmax.int", "aten::max.dim",
-                        "aten::dropout", "aten::hardswish", "aten::conv_transpose2d.input"}) {
+                        "aten::dropout", "aten::hardswish", "aten::conv_transpose2d.input",
+                        "aten::exp", "aten::pow.Tensor_Scalar", "aten::softplus", "aten::mish"}) {
     EXPECT_NE(std::find(schemas.begin(), schemas.end(), s), schemas.end()) << s;
   }
 }
@@ -67,4 +68,31 @@ graph(%x : Tensor):
   auto contiguous = UnsupportedReason(FirstOf(g, "aten::is_contiguous"));
   ASSERT_TRUE(contiguous.has_value());
   EXPECT_NE(contiguous->find("non-tensor"), std::string::npos);
+}
+
+TEST(Registry, IntegerPowWithTensorExponentIsRejectedByDtype) {
+  auto g = Parse(R"IR(
+graph(%xi : Long(2, 3), %yi : Long(2, 3), %xf : Float(2, 3), %y : Tensor):
+  %two : int = prim::Constant[value=2]()
+  %a : Tensor = aten::pow(%xi, %yi)
+  %b : Tensor = aten::pow(%two, %yi)
+  %c : Tensor = aten::pow(%xf, %yi)
+  %d : Tensor = aten::pow(%xi, %y)
+  %e : Tensor = aten::pow(%xi, %two)
+  return (%a, %b, %c, %d, %e))IR");
+  std::vector<torch::jit::Node*> pows;
+  for (auto* n : g->nodes()) {
+    if (n->kind() == c10::aten::pow) pows.push_back(n);
+  }
+  ASSERT_EQ(pows.size(), 5u);
+  EXPECT_EQ(SchemaKey(pows[0]), "aten::pow.Tensor_Tensor");
+  EXPECT_EQ(SchemaKey(pows[1]), "aten::pow.Scalar");
+  EXPECT_EQ(SchemaKey(pows[4]), "aten::pow.Tensor_Scalar");
+  for (int i : {0, 1}) {
+    auto reason = UnsupportedReason(pows[i]);
+    ASSERT_TRUE(reason.has_value()) << i;
+    EXPECT_NE(reason->find("float-only"), std::string::npos) << *reason;
+  }
+  // A float operand, an unknown dtype (decided at conversion), a scalar exponent.
+  for (int i : {2, 3, 4}) EXPECT_FALSE(UnsupportedReason(pows[i]).has_value()) << i;
 }
