@@ -8,9 +8,14 @@ Pipeline (opt_level >= 1):
   DecomposeOpsForInference, FoldConstant   remaining BN → elementwise
   ConvertLayout(conv2d → NHWC/OHWI), FoldConstant
   OffloadToOneDNN                         conv/linear/matmul → prepacked oneDNN kernels
-  LegalizeOps, AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
+  ChooseAtenOrTvmKernels                  each norm/softmax to ATen where measured faster
+  LegalizeOps with _legalize's rules      vectorisable transcendentals (_fastmath), norms,
+                                          softmax and reductions over flat row views
+  RewriteDataflowReshape                  reshapes as no-copy views
+  AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
   AccumulateResidualInPlace               conv + residual add writes into a dead residual
-  default CPU schedules (parallel + vectorised) for every remaining PrimFunc
+  default CPU schedules (parallel + vectorised) for every remaining PrimFunc:
+                                          _schedule_reduction for reductions, _schedule for the rest
 opt_level 0 skips the layout change, offload and schedules (plain TVM lowering).
 """
 from __future__ import annotations
@@ -19,7 +24,9 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from ._aten_choice import choose_kernels
 from ._inplace import accumulate_residual_in_place
+from ._legalize import legalize_ops
 from ._offload import offload_to_onednn
 from ._schedule import default_cpu_schedule
 
@@ -34,11 +41,12 @@ def _pipeline(opt_level: int) -> tvm.transform.Pass:
             relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}),
             relax.transform.FoldConstant(),
             offload_to_onednn,
+            choose_kernels,
         ]
     else:
         passes.append(relax.transform.DecomposeOpsForInference())
     passes += [
-        relax.transform.LegalizeOps(),
+        legalize_ops() if opt_level >= 1 else relax.transform.LegalizeOps(),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),

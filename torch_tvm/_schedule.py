@@ -20,6 +20,8 @@ from tvm.s_tir.dlight.base import get_extent
 from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 from tvm.target.codegen import llvm_get_vector_width
 
+from ._schedule_reduction import CPURowReduction, vectorise_spatial
+
 
 def _vector_lanes(target, dtype_bits: int) -> int:
     bits = llvm_get_vector_width(target)
@@ -66,21 +68,11 @@ class CPUParallelVectorize(CPUScheduleRule):
         if n_spatial == len(kinds) and _is_narrow_transpose(sch, block, loops, lanes):
             CPUParallelVectorize._vectorise_along_reads(sch, loops, lanes)
             return
-        if n_spatial == len(kinds):  # purely spatial: vectorise the innermost loop
-            inner = loops[-1]
-            extent = get_extent(sch, inner)
-            outer_loops = loops[:-1]
-            if isinstance(extent, int) and extent >= lanes and extent % lanes == 0:
-                outer, vec = sch.split(inner, factors=[None, lanes])
-                sch.vectorize(vec)
-                outer_loops = list(outer_loops) + [outer]
-            elif isinstance(extent, int) and 2 <= extent <= lanes:
-                sch.vectorize(inner)
+        if n_spatial == len(kinds):  # purely spatial: whole vectors inside, the rest parallel
+            if all(isinstance(get_extent(sch, lp), int) for lp in loops):
+                vectorise_spatial(sch, info.block_rv, loops, lanes, parallel=True)
             else:
-                outer_loops = loops
-            if outer_loops:
-                fused = sch.fuse(*outer_loops) if len(outer_loops) > 1 else outer_loops[0]
-                sch.parallel(fused)
+                sch.parallel(sch.fuse(*loops) if len(loops) > 1 else loops[0])
             return
         if _is_channel_vector_reduction(sch, info):
             CPUParallelVectorize._vectorise_across_reduction(sch, info.block_rv, loops,
@@ -194,5 +186,10 @@ def default_cpu_schedule() -> tvm.transform.Pass:
     """Parallel loops are split over the thread budget at run time, by the
     parallel launch hook (csrc/kernels/parallel_launch.cpp), so no thread
     count is baked in here."""
-    return dl.ApplyDefaultSchedule(CPUChannelVectorPooling(), dl.cpu.GEMV(), dl.cpu.Reduction(),
-                                   CPUParallelVectorize())
+    return dl.ApplyDefaultSchedule(CPUChannelVectorPooling(), CPURowReduction(_block_lanes),
+                                   dl.cpu.GEMV(), dl.cpu.Reduction(), CPUParallelVectorize())
+
+
+def _block_lanes(target, block) -> int:
+    bits = block.writes[0].source.dtype.bits if block.writes else 32
+    return _vector_lanes(target, bits)

@@ -8,8 +8,12 @@
 
 namespace torch_tvm::compile {
 
-// Returns {"kind": "llvm", "mcpu": <host cpu>, "num-cores": num_threads}.
+// Returns {"kind": "llvm", "mcpu": <host cpu>, "num-cores": num_threads,
+//          "vector-width": <host SIMD bits>}.
 tvm::ffi::Map<String, Any> HostTarget(int num_threads);
+
+// The widest SIMD register this CPU has, in bits: 512 (AVX-512), 256 (AVX2), 128.
+int64_t HostVectorWidth();
 
 // The CPU name LLVM reports for this host ("znver4", "skylake-avx512", ...).
 std::string HostCpuName();

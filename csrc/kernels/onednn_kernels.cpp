@@ -34,23 +34,13 @@
 #include <vector>
 
 #include "common/dlpack_bridge.h"
+#include "kernels/counters.h"
 
 namespace torch_tvm::kernels {
 
 namespace ffi = tvm::ffi;
 
 namespace {
-
-// Calls and layout copies, read by torch_tvm.stats() through
-// "torch_tvm.kernels.counters"; tests use them to prove the oneDNN path ran.
-struct Counters {
-  std::atomic<int64_t> conv2d{0}, conv2d_in_place{0}, linear{0}, matmul{0};
-  std::atomic<int64_t> prepacked{0}, layout_copies{0};
-};
-Counters& GetCounters() {
-  static Counters counters;
-  return counters;
-}
 
 // A oneDNN unary post-op as the mkldnn ops spell it: attr ("none", "relu",
 // "hardtanh", "gelu", ...), its scalars (hardtanh bounds) and algorithm
@@ -350,6 +340,9 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("matmul_calls", c.matmul.load());
         m.Set("prepacked_weights", c.prepacked.load());
         m.Set("layout_copies", c.layout_copies.load());
+        m.Set("aten_softmax_calls", c.aten_softmax.load());
+        m.Set("aten_layer_norm_calls", c.aten_layer_norm.load());
+        m.Set("aten_group_norm_calls", c.aten_group_norm.load());
         m.Set("live_packed_weights", Convs().live() + Linears().live());
         return m;
       });

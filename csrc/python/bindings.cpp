@@ -126,6 +126,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("remove_pass", &partition::RemovePostPass);
   m.def("supported_ops", [] { return convert::ConverterRegistry::Global().Schemas(); });
   m.def("host_cpu", &compile::HostCpuName);
+  m.def("host_vector_width", &compile::HostVectorWidth);
 
   m.def("run_tvm_pass", [](std::shared_ptr<torch::jit::Graph> graph) {
     partition::RunTvmPass(graph);

@@ -1,0 +1,56 @@
+// ATen's own CPU kernels for the norms and softmax, called from TVM-compiled
+// graphs where the build measured them faster than TVM's generated kernel for
+// that op and shape (torch_tvm/_aten_choice.py). Same numerics as eager
+// PyTorch, same OpenMP pool.
+//
+// Registered tvm-ffi globals:
+//   torch_tvm.kernels.aten_softmax(x, dim, log) -> softmax / log_softmax over dim
+//   torch_tvm.kernels.aten_layer_norm(x, gamma, beta, normalized_ndim, eps)
+//   torch_tvm.kernels.aten_group_norm(x, gamma, beta, groups, eps)
+#include <ATen/ATen.h>
+#include <tvm/ffi/reflection/registry.h>
+
+#include "common/dlpack_bridge.h"
+#include "kernels/counters.h"
+
+namespace torch_tvm::kernels {
+
+namespace ffi = tvm::ffi;
+
+namespace {
+
+ffi::Tensor Softmax(const ffi::Tensor& x, int64_t dim, bool log) {
+  GetCounters().aten_softmax++;
+  c10::InferenceMode guard;
+  at::Tensor t = FromTvm(x);
+  return ToTvm(log ? at::log_softmax(t, dim) : at::softmax(t, dim));
+}
+
+ffi::Tensor LayerNorm(const ffi::Tensor& x, const ffi::Tensor& gamma, const ffi::Tensor& beta,
+                      int64_t normalized_ndim, double eps) {
+  GetCounters().aten_layer_norm++;
+  c10::InferenceMode guard;
+  at::Tensor t = FromTvm(x);
+  auto sizes = t.sizes();
+  std::vector<int64_t> normalized(sizes.end() - normalized_ndim, sizes.end());
+  return ToTvm(at::layer_norm(t, normalized, FromTvm(gamma), FromTvm(beta), eps));
+}
+
+ffi::Tensor GroupNorm(const ffi::Tensor& x, const ffi::Tensor& gamma, const ffi::Tensor& beta,
+                      int64_t groups, double eps) {
+  GetCounters().aten_group_norm++;
+  c10::InferenceMode guard;
+  return ToTvm(at::group_norm(FromTvm(x), groups, FromTvm(gamma), FromTvm(beta), eps));
+}
+
+}  // namespace
+
+TVM_FFI_STATIC_INIT_BLOCK() {
+  namespace refl = tvm::ffi::reflection;
+  refl::GlobalDef()
+      .def("torch_tvm.kernels.aten_softmax", Softmax)
+      .def("torch_tvm.kernels.aten_layer_norm", LayerNorm)
+      .def("torch_tvm.kernels.aten_group_norm", GroupNorm);
+}
+
+}  // namespace torch_tvm::kernels

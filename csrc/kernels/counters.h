@@ -1,0 +1,22 @@
+// Call counters of the extern kernels, read by torch_tvm.stats()["kernels"]
+// through "torch_tvm.kernels.counters"; tests use them to prove which kernel ran.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+namespace torch_tvm::kernels {
+
+struct Counters {
+  std::atomic<int64_t> conv2d{0}, conv2d_in_place{0}, linear{0}, matmul{0};
+  std::atomic<int64_t> prepacked{0}, layout_copies{0};
+  // ATen kernels chosen over TVM's own for a norm or softmax (aten_kernels.cpp).
+  std::atomic<int64_t> aten_softmax{0}, aten_layer_norm{0}, aten_group_norm{0};
+};
+
+inline Counters& GetCounters() {
+  static Counters counters;
+  return counters;
+}
+
+}  // namespace torch_tvm::kernels

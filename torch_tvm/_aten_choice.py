@@ -1,0 +1,177 @@
+"""Relax pass: for each norm and softmax, TVM's kernel or ATen's, whichever
+is faster for that op and shape on this machine.
+
+TVM's generated kernels for these ops (_legalize + _schedule_reduction) are
+usually faster than ATen's, but not for every shape: a softmax over 197
+tokens, for example, spends its time in the 5-element tails. So the first
+build that meets an (op, shape, attributes, target, threads) measures both,
+once, a few runs each:
+  - TVM: the op alone through the same legalisation, fusion and schedules;
+  - ATen: the extern kernel (csrc/kernels/aten_kernels.cpp) it would call.
+Both are timed through the same FFI call path, in alternating rounds, best
+round of each; ATen must be 10% faster to win (TVM's kernel can also fuse); the decision is kept for the rest of the process. An op
+that goes to ATen becomes a call_pure_packed to the extern kernel, so it no
+longer fuses with its neighbours (TVM's number is measured without fusion:
+the choice leans towards TVM only when TVM is faster on its own).
+
+`decisions()` lists every choice with both times; explain() prints them and
+stats()["kernels"]["aten_*_calls"] count the ATen calls.
+`force` (None, "tvm" or "aten") overrides the measurement, for tests.
+"""
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import tvm
+import tvm_ffi
+from tvm import relax
+
+force: str | None = None
+
+_lock = threading.Lock()
+_decisions: dict[tuple, dict] = {}
+
+_OPS = {
+    "relax.nn.softmax": "softmax",
+    "relax.nn.log_softmax": "log_softmax",
+    "relax.nn.layer_norm": "layer_norm",
+    "relax.nn.group_norm": "group_norm",
+}
+
+
+def decisions() -> list[dict]:
+    with _lock:
+        return [dict(d) for d in _decisions.values()]
+
+
+def _static_f32(expr) -> list[int] | None:
+    ty = expr.ty
+    if not isinstance(ty, relax.TensorType) or str(ty.dtype) != "float32" or ty.shape is None:
+        return None
+    try:
+        return [int(d) for d in ty.shape.values]
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def _extern_args(kind, call, shape):
+    """(extern name, extra scalar args) for a supported call, else None."""
+    nd = len(shape)
+    attrs = call.attrs
+    if kind in ("softmax", "log_softmax"):
+        return "torch_tvm.kernels.aten_softmax", [int(attrs.axis) % nd, kind == "log_softmax"]
+    if kind == "layer_norm":
+        axes = sorted(int(a) % nd for a in attrs.axes)
+        if axes != list(range(nd - len(axes), nd)) or not (attrs.center and attrs.scale):
+            return None
+        return "torch_tvm.kernels.aten_layer_norm", [len(axes), float(attrs.epsilon)]
+    if kind == "group_norm":
+        axes = [int(a) % nd for a in attrs.axes]
+        if int(attrs.channel_axis) % nd != 1 or axes != list(range(2, nd)) \
+                or not (attrs.center and attrs.scale):
+            return None
+        return "torch_tvm.kernels.aten_group_norm", [int(attrs.num_groups), float(attrs.epsilon)]
+    return None
+
+
+def _best_of_interleaved(calls, rounds=7, per_round=5):
+    """Best time per call (us) of each (fn, args), timed in alternating rounds
+    so that a burst of other load on the machine hits both alike."""
+    for fn, args in calls:
+        fn(*args)
+        fn(*args)
+    best = [float("inf")] * len(calls)
+    for _ in range(rounds):
+        for i, (fn, args) in enumerate(calls):
+            start = time.perf_counter()
+            for _ in range(per_round):
+                fn(*args)
+            best[i] = min(best[i], (time.perf_counter() - start) / per_round)
+    return [b * 1e6 for b in best]
+
+
+def _random_args(call):
+    rng = np.random.default_rng(0)
+    return [tvm.runtime.tensor(rng.standard_normal(_static_f32(a)).astype("float32"))
+            for a in call.args]
+
+
+def _tvm_kernel(call, target):
+    """The op alone through torch_tvm's legalisation, fusion and schedules."""
+    from ._legalize import legalize_ops  # noqa: PLC0415 - avoid an import cycle
+    from ._schedule import default_cpu_schedule  # noqa: PLC0415
+
+    params = [relax.Var(f"a{i}", a.ty) for i, a in enumerate(call.args)]
+    bb = relax.BlockBuilder()
+    with bb.function("main", params):
+        with bb.dataflow():
+            out = bb.emit_output(relax.Call(call.op, params, call.attrs))
+        bb.emit_func_output(out)
+    seq = tvm.transform.Sequential([
+        legalize_ops(), relax.transform.AnnotateTIROpPattern(), relax.transform.FuseOps(),
+        relax.transform.FuseTIR(), default_cpu_schedule()])
+    with target:
+        ex = tvm.compile(seq(bb.get()), target=target)
+    return relax.VirtualMachine(ex, tvm.cpu())["main"]
+
+
+# ATen must win by this margin: a choice made on noise costs the fusion.
+_MARGIN = 0.9
+
+
+def _decide(kind, call, shape, name, scalars, target, threads):
+    key = (kind, tuple(shape), tuple(scalars), str(target), threads)
+    with _lock:
+        known = _decisions.get(key)
+        if force is None and known is not None and not known["forced"]:
+            return known["choice"] == "aten"
+    if force is not None:
+        choice, tvm_us, aten_us = force, None, None
+    else:
+        args = _random_args(call)
+        aten = (tvm_ffi.get_global_func(name), args + list(scalars))
+        try:
+            tvm_us, aten_us = _best_of_interleaved([(_tvm_kernel(call, target), args), aten])
+        except Exception:  # noqa: BLE001 - TVM cannot build it alone: ATen
+            tvm_us, aten_us = float("inf"), _best_of_interleaved([aten])[0]
+        choice = "aten" if aten_us < _MARGIN * tvm_us else "tvm"
+    with _lock:
+        _decisions[key] = {"op": kind, "shape": list(shape), "tvm_us": tvm_us,
+                           "aten_us": aten_us, "choice": choice, "threads": threads,
+                           "forced": force is not None}
+    return choice == "aten"
+
+
+def _rewrite(func, target, threads):
+    @relax.expr_functor.mutator
+    class _Choose(relax.PyExprMutator):
+        def visit_call_(self, call):  # noqa: D102 - PyExprMutator hook
+            call = super().visit_call_(call)
+            kind = _OPS.get(getattr(call.op, "name", None))
+            shape = _static_f32(call.args[0]) if kind else None
+            if shape is None or any(_static_f32(a) is None for a in call.args):
+                return call
+            extern = _extern_args(kind, call, shape)
+            if extern is None:
+                return call
+            name, scalars = extern
+            if not _decide(kind, call, shape, name, scalars, target, threads):
+                return call
+            prims = [relax.PrimValue(int(v)) if isinstance(v, bool) else relax.PrimValue(v)
+                     for v in scalars]
+            return relax.op.call_pure_packed(name, *call.args, *prims,
+                                             ty_args=relax.TensorType(shape, "float32"))
+
+    return _Choose().visit_expr(func)
+
+
+@tvm.transform.module_pass(opt_level=0, name="torch_tvm.ChooseAtenOrTvmKernels")
+def choose_kernels(mod, _ctx):
+    target = tvm.target.Target.current()
+    threads = int(target.attrs.get("num-cores", 1)) if target is not None else 1
+    for gv, func in list(mod.functions.items()):
+        if isinstance(func, relax.Function):
+            mod[gv] = _rewrite(func, target, threads)
+    return mod

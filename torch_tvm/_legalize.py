@@ -1,0 +1,318 @@
+"""Legalisation of the Relax ops whose TVM default lowering is slow on CPU.
+
+LegalizeOps turns each Relax op into a TE PrimFunc. For the ops below TVM's
+defaults use intrinsics that never vectorise (exp, tanh, erf, log, sigmoid
+become one libm call per lane, rsqrt and erf scalarise their whole loop).
+Here the same ops are written in TE with the arithmetic-only float32
+functions of `_fastmath`, and the norms and softmax are written so that the
+reduction schedules of `_schedule` can vectorise them:
+  - softmax / log_softmax: row max, exp(x - max) once, row sum, one scale;
+  - layer_norm / group_norm / rms_norm: two-pass mean and variance (the
+    deviation sum, as accurate as Welford), 1/sqrt instead of rsqrt.
+Non-float32 tensors keep TVM's own legalisation.
+"""
+from __future__ import annotations
+
+import math
+
+import tvm
+from tvm import relax, te, tirx
+
+from . import _fastmath as fm
+
+
+def _is_f32(call) -> bool:
+    ty = call.args[0].ty
+    return isinstance(ty, relax.TensorType) and str(ty.dtype) == "float32"
+
+
+def _elementwise(fn, name):
+    def te_fn(x):
+        return te.compute(x.shape, lambda *i: fn(x(*i)), name=name)
+    return te_fn
+
+
+def _gelu(v):
+    return fm.let(v, lambda v: v * (tirx.const(0.5, "float32") + tirx.const(0.5, "float32")
+                                    * fm.erf(v * tirx.const(math.sqrt(0.5), "float32"))))
+
+
+def _gelu_tanh(v):
+    c = tirx.const(math.sqrt(2.0 / math.pi), "float32")
+
+    def body(v):
+        inner = c * (v + tirx.const(0.044715, "float32") * v * v * v)
+        return tirx.const(0.5, "float32") * v * (tirx.const(1.0, "float32") + fm.tanh(inner))
+    return fm.let(v, body)
+
+
+def _log1p_of_positive(u):
+    """log(1 + u) for u >= 0, accurate for tiny u (Goldberg: log(w) * u / (w - 1))."""
+    def body(u):
+        def with_w(w):
+            return fm.let(w - tirx.const(1.0, "float32"), lambda d: tirx.Select(
+                d == tirx.const(0.0, "float32"), u, fm.log(w) * (u / d)))
+        return fm.let(u + tirx.const(1.0, "float32"), with_w)
+    return fm.let(u, body)
+
+
+def _softplus(beta, threshold):
+    def fn(v):
+        def body(v):
+            def with_bx(bx):
+                soft = _log1p_of_positive(fm.exp(bx)) / tirx.const(beta, "float32")
+                return tirx.Select(bx > tirx.const(threshold, "float32"), v, soft)
+            return fm.let(v * tirx.const(beta, "float32"), with_bx)
+        return fm.let(v, body)
+    return fn
+
+
+# Relax op -> float32 elementwise function of one PrimExpr.
+_UNARY = {
+    "relax.exp": (fm.exp, "exp"),
+    "relax.log": (fm.log, "log"),
+    "relax.tanh": (fm.tanh, "tanh"),
+    "relax.sigmoid": (fm.sigmoid, "sigmoid"),
+    "relax.erf": (fm.erf, "erf"),
+    "relax.rsqrt": (lambda v: tirx.const(1.0, "float32") / tirx.sqrt(v), "rsqrt"),
+    "relax.nn.silu": (lambda v: fm.let(v, lambda v: v * fm.sigmoid(v)), "silu"),
+    "relax.nn.gelu": (_gelu, "gelu"),
+    "relax.nn.gelu_tanh": (_gelu_tanh, "gelu_tanh"),
+}
+
+
+def _unary_rule(fn, name):
+    def rule(bb, call):
+        if not _is_f32(call):
+            return None
+        return bb.call_te(_elementwise(fn, "T_" + name), call.args[0], primfunc_name_hint=name)
+    return rule
+
+
+def _softplus_rule(bb, call):
+    if not _is_f32(call):
+        return None
+    fn = _softplus(float(call.attrs.beta), float(call.attrs.threshold))
+    return bb.call_te(_elementwise(fn, "T_softplus"), call.args[0], primfunc_name_hint="softplus")
+
+
+# Reductions read their rows through a flat (rows..., length) view of the
+# input (a Relax reshape; the pipeline turns it into a no-copy view before
+# FuseOps), so that the reduced elements are one contiguous index: the
+# multi-level div/mod of a fused index is not simplified away and would turn
+# every vector load into 16 scalar loads. Each reduction is split into a body
+# whose length is a multiple of 16 (any vector width divides it:
+# _schedule_reduction vectorises it with rfactor) and a short tail.
+_BODY_MULTIPLE = 16
+_I64 = "int64"
+
+
+def _i64(v):
+    return tirx.const(v, _I64)
+
+
+def _shape(expr):
+    return [int(d) for d in expr.ty.shape]
+
+
+def _flat_view(bb, x, lead):
+    """x reshaped to (x.shape[:lead]..., product of the rest)."""
+    shape = _shape(x)
+    if len(shape) == lead + 1:
+        return x
+    length = 1
+    for d in shape[lead:]:
+        length *= d
+    return bb.emit(relax.op.reshape(x, shape[:lead] + [length]))
+
+
+def _flat_reduce(rows, length, value, kind, name):
+    """te.compute over `rows` of the sum / max over k in [0, length) of value(row, k)."""
+    te_op = te.sum if kind == "sum" else te.max
+    body_len = length - length % _BODY_MULTIPLE
+
+    def part(lo, hi, suffix):
+        def body(*i):
+            k = te.reduce_axis((_i64(0), _i64(hi - lo)), name="k")
+            return te_op(value(i, k + _i64(lo) if lo else k), axis=k)
+        return te.compute(rows, body, name=name + suffix)
+
+    if body_len in (0, length):
+        return part(0, length, "")
+    main, tail = part(0, body_len, "_body"), part(body_len, length, "_tail")
+    if kind == "sum":
+        return te.compute(rows, lambda *i: main(*i) + tail(*i), name=name)
+    return te.compute(rows, lambda *i: tirx.max(main(*i), tail(*i)), name=name)
+
+
+def _moments(xf, rows, length, name):
+    """Row sum and sum of squared deviations (two passes: as accurate as
+    Welford, and both passes vectorise)."""
+    inv_n = tirx.const(1.0 / length, "float32")
+    total = _flat_reduce(rows, length, lambda i, k: xf(*i, k), "sum", name + "_sum")
+
+    def dev2(i, k):
+        d = xf(*i, k) - total(*i) * inv_n
+        return d * d
+    var = _flat_reduce(rows, length, dev2, "sum", name + "_var")
+    return total, var, inv_n
+
+
+def _inv_std(var, rows, inv_n, eps, name):
+    return te.compute(rows, lambda *i: tirx.const(1.0, "float32")
+                      / tirx.sqrt(var(*i) * inv_n + tirx.const(eps, "float32")), name=name)
+
+
+def _te_softmax(x, log):
+    """softmax / log_softmax over the last axis."""
+    rows, length = list(x.shape[:-1]), int(x.shape[-1])
+    mx = _flat_reduce(rows, length, lambda i, k: x(*i, k), "max", "T_softmax_max")
+    e = te.compute(x.shape, lambda *i: fm.exp(x(*i) - mx(*i[:-1])), name="T_softmax_exp")
+    s = _flat_reduce(rows, length, lambda i, k: e(*i, k), "sum", "T_softmax_sum")
+    if log:
+        return te.compute(x.shape, lambda *i: x(*i) - mx(*i[:-1]) - fm.log(s(*i[:-1])),
+                          name="T_log_softmax")
+    inv = te.compute(rows, lambda *i: tirx.const(1.0, "float32") / s(*i), name="T_softmax_inv")
+    return te.compute(x.shape, lambda *i: e(*i) * inv(*i[:-1]), name="T_softmax")
+
+
+def _softmax_rule(log):
+    def rule(bb, call):
+        nd = len(call.args[0].ty.shape) if _is_f32(call) else 0
+        if not nd or int(call.attrs.axis) % nd != nd - 1:
+            return None
+        return bb.call_te(lambda x: _te_softmax(x, log), call.args[0],
+                          primfunc_name_hint="log_softmax" if log else "softmax")
+    return rule
+
+
+def _trailing_axes(call, axes):
+    nd = len(call.args[0].ty.shape)
+    norm = sorted(int(a) % nd for a in axes)
+    return nd - len(norm) if norm == list(range(nd - len(norm), nd)) else None
+
+
+def _te_layer_norm(xf, x, gamma, beta, lead, eps, rms):
+    """Normalise over x's trailing axes (torch's layer_norm / rms_norm);
+    statistics from the flat view xf, output in x's shape."""
+    rows, length = list(xf.shape[:-1]), int(xf.shape[-1])
+    if rms:
+        sq = _flat_reduce(rows, length, lambda i, k: xf(*i, k) * xf(*i, k), "sum", "T_rms_sq")
+        scale = _inv_std(sq, rows, tirx.const(1.0 / length, "float32"), eps, "T_rms_scale")
+        return te.compute(x.shape, lambda *i: x(*i) * scale(*i[:lead]) * gamma(*i[lead:]),
+                          name="T_rms_norm")
+    total, var, inv_n = _moments(xf, rows, length, "T_ln")
+    scale = _inv_std(var, rows, inv_n, eps, "T_ln_scale")
+    return te.compute(x.shape, lambda *i: (x(*i) - total(*i[:lead]) * inv_n) * scale(*i[:lead])
+                      * gamma(*i[lead:]) + beta(*i[lead:]), name="T_layer_norm")
+
+
+def _norm_rule(rms):
+    def rule(bb, call):
+        lead = _trailing_axes(call, call.attrs.axes) if _is_f32(call) else None
+        if lead is None:
+            return None
+        x = call.args[0]
+        xf = _flat_view(bb, x, lead)
+        eps = float(call.attrs.epsilon)
+        if rms:
+            return bb.call_te(lambda a, b, g: _te_layer_norm(a, b, g, None, lead, eps, True),
+                              xf, x, call.args[1], primfunc_name_hint="rms_norm")
+        return bb.call_te(lambda a, b, g, be: _te_layer_norm(a, b, g, be, lead, eps, False),
+                          xf, x, call.args[1], call.args[2], primfunc_name_hint="layer_norm")
+    return rule
+
+
+def _te_group_norm(xf, x, gamma, beta, eps):
+    """x: (N, C, *spatial); xf: its (N, G, C/G * spatial) view. Statistics per
+    (n, group) from xf, output per channel."""
+    rows, length = list(xf.shape[:-1]), int(xf.shape[-1])
+    cg = int(x.shape[1]) // int(xf.shape[1])
+    total, var, inv_n = _moments(xf, rows, length, "T_gn")
+    scale = _inv_std(var, rows, inv_n, eps, "T_gn_scale")
+
+    def out(n, ch, *sp):
+        g = tirx.floordiv(ch, _i64(cg))
+        return (x(n, ch, *sp) - total(n, g) * inv_n) * scale(n, g) * gamma(ch) + beta(ch)
+    return te.compute(x.shape, out, name="T_group_norm")
+
+
+def _group_norm_rule(bb, call):
+    if not _is_f32(call):
+        return None
+    x = call.args[0]
+    shape = _shape(x)
+    nd = len(shape)
+    axes = [int(a) % nd for a in call.attrs.axes]
+    if int(call.attrs.channel_axis) % nd != 1 or axes != list(range(2, nd)):
+        return None
+    groups = int(call.attrs.num_groups)
+    length = shape[1] // groups
+    for d in shape[2:]:
+        length *= d
+    xf = bb.emit(relax.op.reshape(x, [shape[0], groups, length]))
+    eps = float(call.attrs.epsilon)
+    return bb.call_te(lambda a, b, g, be: _te_group_norm(a, b, g, be, eps), xf, x,
+                      call.args[1], call.args[2], primfunc_name_hint="group_norm")
+
+
+def _reduce_rule(kind, mean):
+    """sum / mean / max over trailing axes, through the flat view."""
+    def rule(bb, call):
+        lead = _trailing_axes(call, call.attrs.axis or range(len(call.args[0].ty.shape))) \
+            if _is_f32(call) else None
+        if lead is None:
+            return None
+        x = call.args[0]
+        xf = _flat_view(bb, x, lead)
+        keep = bool(call.attrs.keepdims)
+        nd = len(_shape(x))
+
+        def te_fn(a):
+            rows, length = list(a.shape[:-1]), int(a.shape[-1])
+            r = _flat_reduce(rows, length, lambda i, k: a(*i, k), kind, "T_reduce")
+            scale = tirx.const(1.0 / length, "float32")
+            out_shape = rows + [1] * (nd - lead) if keep else rows
+            return te.compute(out_shape, lambda *i: r(*i[:lead]) * scale if mean
+                              else r(*i[:lead]), name="T_" + ("mean" if mean else kind))
+        return bb.call_te(te_fn, xf, primfunc_name_hint="mean" if mean else kind)
+    return rule
+
+
+def _with_default(rule, op_name):
+    """Fall back to TVM's registered legalisation when `rule` declines."""
+    default = None
+
+    def wrapped(bb, call):
+        nonlocal default
+        out = rule(bb, call)
+        if out is not None:
+            return out
+        if default is None:
+            import tvm
+            default = tvm.ir.Op.get(op_name).get_attr("FLegalize")
+        return default(bb, call)
+    return wrapped
+
+
+def legalize_map() -> dict:
+    rules = {op: _unary_rule(fn, name) for op, (fn, name) in _UNARY.items()}
+    rules["relax.nn.softplus"] = _softplus_rule
+    rules["relax.nn.softmax"] = _softmax_rule(log=False)
+    rules["relax.nn.log_softmax"] = _softmax_rule(log=True)
+    rules["relax.nn.layer_norm"] = _norm_rule(rms=False)
+    rules["relax.nn.rms_norm"] = _norm_rule(rms=True)
+    rules["relax.nn.group_norm"] = _group_norm_rule
+    rules["relax.sum"] = _reduce_rule("sum", mean=False)
+    rules["relax.mean"] = _reduce_rule("sum", mean=True)
+    rules["relax.max"] = _reduce_rule("max", mean=False)
+    return {op: _with_default(rule, op) for op, rule in rules.items()}
+
+
+def legalize_ops():
+    """LegalizeOps with the rules above, then reshapes as no-copy views (so
+    the flat row views stay views instead of being fused as index math)."""
+    return tvm.transform.Sequential([
+        relax.transform.LegalizeOps(customize_legalize_map=legalize_map()),
+        relax.transform.RewriteDataflowReshape(),
+    ])
