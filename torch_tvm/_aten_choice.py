@@ -131,7 +131,8 @@ def _decide(kind, call, shape, name, scalars, target, threads):
         choice, tvm_us, aten_us = force, None, None
     else:
         args = _random_args(call)
-        aten = (tvm_ffi.get_global_func(name), args + list(scalars))
+        aten = (tvm_ffi.get_global_func(name),
+                args + [int(v) if isinstance(v, bool) else v for v in scalars])
         try:
             tvm_us, aten_us = _best_of_interleaved([(_tvm_kernel(call, target), args), aten])
         except Exception:  # noqa: BLE001 - TVM cannot build it alone: ATen
@@ -159,8 +160,7 @@ def _rewrite(func, target, threads):
             name, scalars = extern
             if not _decide(kind, call, shape, name, scalars, target, threads):
                 return call
-            prims = [relax.PrimValue(int(v)) if isinstance(v, bool) else relax.PrimValue(v)
-                     for v in scalars]
+            prims = [relax.prim_value(int(v) if isinstance(v, bool) else v) for v in scalars]
             return relax.op.call_pure_packed(name, *call.args, *prims,
                                              ty_args=relax.TensorType(shape, "float32"))
 

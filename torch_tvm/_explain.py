@@ -5,7 +5,7 @@ import dataclasses
 
 import torch
 
-from . import _C
+from . import _C, _aten_choice
 
 
 @dataclasses.dataclass
@@ -14,6 +14,8 @@ class ExplainReport:
     outside: list[dict]         # op, reason: nodes left to the PyTorch interpreter
     totals: dict
     eval_version: bool = False  # graph versioned on module.training; the eval version shown
+    # TVM or ATen for each norm/softmax shape built in this process (_aten_choice)
+    kernel_choices: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def num_fallbacks(self) -> int:
@@ -38,6 +40,11 @@ class ExplainReport:
                 lines.append(f"    FALLBACK for spec {spec[:80]}...: {why}")
         for o in self.outside:
             lines.append(f"  outside: {o['op']}: {o['reason']}")
+        for c in self.kernel_choices:
+            how = "forced" if c["forced"] else \
+                f"TVM {c['tvm_us']:.1f} us, ATen {c['aten_us']:.1f} us, measured"
+            lines.append(f"  kernel choice: {c['op']}{c['shape']} at {c['threads']} thread(s) "
+                         f"-> {c['choice'].upper()} ({how})")
         return "\n".join(lines)
 
 
@@ -73,4 +80,5 @@ def explain(module, inputs, runs: int = 3) -> ExplainReport:
               for k in ("calls", "cache_hits", "cache_misses", "compiles", "fallback_calls",
                         "input_copies", "compile_seconds")}
     return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals,
-                         eval_version=bool(info["eval_version"]))
+                         eval_version=bool(info["eval_version"]),
+                         kernel_choices=_aten_choice.decisions())

@@ -33,8 +33,13 @@ def _elementwise(fn, name):
 
 
 def _gelu(v):
-    return fm.let(v, lambda v: v * (tirx.const(0.5, "float32") + tirx.const(0.5, "float32")
-                                    * fm.erf(v * tirx.const(math.sqrt(0.5), "float32"))))
+    def body(v):
+        y = v * (tirx.const(0.5, "float32") + tirx.const(0.5, "float32")
+                 * fm.erf(v * tirx.const(math.sqrt(0.5), "float32")))
+        # eager PyTorch's gelu(+inf) is NaN (its vectorised erf); match it
+        return tirx.Select(v == tirx.const(float("inf"), "float32"),
+                           tirx.const(float("nan"), "float32"), y)
+    return fm.let(v, body)
 
 
 def _gelu_tanh(v):
@@ -126,8 +131,19 @@ def _flat_view(bb, x, lead):
     return bb.emit(relax.op.reshape(x, shape[:lead] + [length]))
 
 
+def _max_keeping_nan(a, b):
+    """max that returns NaN when either side is NaN, as torch's max/amax do
+    (TIR's max lowers to a compare-select that drops a NaN)."""
+    return tirx.Select(tirx.Or(a >= b, tirx.isnan(a)), a, b)
+
+
+_NAN_MAX = te.comm_reducer(_max_keeping_nan, lambda t: tirx.min_value(t), name="nan_max")
+
+
 def _flat_reduce(rows, length, value, kind, name):
-    """te.compute over `rows` of the sum / max over k in [0, length) of value(row, k)."""
+    """te.compute over `rows` of the sum / max over k in [0, length) of value(row, k).
+    The max is TIR's (rfactor knows only the registered reducers): it may
+    drop a NaN; `_keep_nan` puts it back where torch's semantics need it."""
     te_op = te.sum if kind == "sum" else te.max
     body_len = length - length % _BODY_MULTIPLE
 
@@ -143,6 +159,15 @@ def _flat_reduce(rows, length, value, kind, name):
     if kind == "sum":
         return te.compute(rows, lambda *i: main(*i) + tail(*i), name=name)
     return te.compute(rows, lambda *i: tirx.max(main(*i), tail(*i)), name=name)
+
+
+def _keep_nan(r, rows, length, value):
+    """r (a max) made NaN on rows with a NaN (the sum of a row's NaNs is NaN)."""
+    nans = _flat_reduce(rows, length, lambda i, k: fm.let(
+        value(i, k), lambda v: tirx.Select(tirx.isnan(v), v, tirx.const(0.0, "float32"))),
+        "sum", "T_nan")
+    return te.compute(rows, lambda *i: tirx.Select(tirx.isnan(nans(*i)), nans(*i), r(*i)),
+                      name="T_max_nan")
 
 
 def _moments(xf, rows, length, name):
@@ -256,27 +281,104 @@ def _group_norm_rule(bb, call):
                       call.args[1], call.args[2], primfunc_name_hint="group_norm")
 
 
+def _te_reduce_axes(a, axes, kind, mean, keep):
+    """sum / mean / max of `a` over arbitrary `axes` (not a trailing run)."""
+    nd = len(a.shape)
+    count = 1
+    for ax in axes:
+        count *= int(a.shape[ax])
+    te_op = te.sum if kind == "sum" else _NAN_MAX
+    out_shape = [1 if i in axes else d for i, d in enumerate(a.shape)] if keep else \
+        [d for i, d in enumerate(a.shape) if i not in axes]
+
+    def body(*i):
+        ks = {ax: te.reduce_axis((_i64(0), a.shape[ax]), name=f"k{ax}") for ax in axes}
+        it = iter(i)
+        idx = []
+        for ax in range(nd):
+            if ax in axes:
+                idx.append(ks[ax])
+                if keep:
+                    next(it)
+            else:
+                idx.append(next(it))
+        return te_op(a(*idx), axis=[ks[ax] for ax in axes])
+    r = te.compute(out_shape, body, name="T_reduce")
+    if not mean:
+        return r
+    return te.compute(out_shape, lambda *i: r(*i) * tirx.const(1.0 / count, "float32"),
+                      name="T_mean")
+
+
 def _reduce_rule(kind, mean):
-    """sum / mean / max over trailing axes, through the flat view."""
+    """sum / mean / max: over trailing axes through the flat view, else
+    directly; max keeps NaN like torch."""
     def rule(bb, call):
-        lead = _trailing_axes(call, call.attrs.axis or range(len(call.args[0].ty.shape))) \
-            if _is_f32(call) else None
-        if lead is None:
+        if not _is_f32(call):
             return None
         x = call.args[0]
-        xf = _flat_view(bb, x, lead)
-        keep = bool(call.attrs.keepdims)
         nd = len(_shape(x))
+        axes = sorted(int(a) % nd for a in (call.attrs.axis or range(nd)))
+        keep = bool(call.attrs.keepdims)
+        lead = _trailing_axes(call, axes)
+        if lead is None:
+            return bb.call_te(lambda a: _te_reduce_axes(a, axes, kind, mean, keep), x,
+                              primfunc_name_hint="mean" if mean else kind)
+        xf = _flat_view(bb, x, lead)
 
         def te_fn(a):
             rows, length = list(a.shape[:-1]), int(a.shape[-1])
             r = _flat_reduce(rows, length, lambda i, k: a(*i, k), kind, "T_reduce")
+            if kind == "max":
+                r = _keep_nan(r, rows, length, lambda i, k: a(*i, k))
             scale = tirx.const(1.0 / length, "float32")
             out_shape = rows + [1] * (nd - lead) if keep else rows
             return te.compute(out_shape, lambda *i: r(*i[:lead]) * scale if mean
                               else r(*i[:lead]), name="T_" + ("mean" if mean else kind))
         return bb.call_te(te_fn, xf, primfunc_name_hint="mean" if mean else kind)
     return rule
+
+
+def _argmax_combine(x, y):
+    """(index, value) pairs: the larger value, a NaN over any number, and the
+    first index among equals (torch.max(dim) / argmax semantics)."""
+    (ia, va), (ib, vb) = x, y
+    nan_a, nan_b = tirx.isnan(va), tirx.isnan(vb)
+    take_b = tirx.Or(tirx.Or(tirx.And(vb > va, tirx.Not(nan_a)), tirx.And(nan_b, tirx.Not(nan_a))),
+                     tirx.And(tirx.Or(vb == va, tirx.And(nan_a, nan_b)), ib < ia))
+    return tirx.Select(take_b, ib, ia), tirx.Select(take_b, vb, va)
+
+
+_ARGMAX = te.comm_reducer(
+    _argmax_combine,
+    lambda ti, tv: (tirx.max_value(ti), tirx.min_value(tv)), name="argmax_keeping_nan")
+
+
+def _argmax_rule(bb, call):
+    if not _is_f32(call) or call.attrs.axis is None:
+        return None
+    x = call.args[0]
+    nd = len(_shape(x))
+    axis = int(call.attrs.axis) % nd
+    if axis != nd - 1:
+        return None  # checked on the last axis only; TVM's argmax otherwise
+    keep = bool(call.attrs.keepdims)
+
+    def te_fn(a):
+        out_shape = [d if i != axis else 1 for i, d in enumerate(a.shape)] if keep else \
+            [d for i, d in enumerate(a.shape) if i != axis]
+
+        def body(*i):
+            k = te.reduce_axis((_i64(0), a.shape[axis]), name="k")
+            idx = list(i)
+            if keep:
+                idx[axis] = k
+            else:
+                idx.insert(axis, k)
+            return _ARGMAX((k, a(*idx)), axis=k)
+        index, _ = te.compute(out_shape, body, name="T_argmax")
+        return index
+    return bb.call_te(te_fn, x, primfunc_name_hint="argmax")
 
 
 def _with_default(rule, op_name):
@@ -289,7 +391,6 @@ def _with_default(rule, op_name):
         if out is not None:
             return out
         if default is None:
-            import tvm
             default = tvm.ir.Op.get(op_name).get_attr("FLegalize")
         return default(bb, call)
     return wrapped
@@ -306,6 +407,7 @@ def legalize_map() -> dict:
     rules["relax.sum"] = _reduce_rule("sum", mean=False)
     rules["relax.mean"] = _reduce_rule("sum", mean=True)
     rules["relax.max"] = _reduce_rule("max", mean=False)
+    rules["relax.argmax"] = _argmax_rule
     return {op: _with_default(rule, op) for op, rule in rules.items()}
 
 

@@ -4,7 +4,7 @@
 // PyTorch, same OpenMP pool.
 //
 // Registered tvm-ffi globals:
-//   torch_tvm.kernels.aten_softmax(x, dim, log) -> softmax / log_softmax over dim
+//   torch_tvm.kernels.aten_softmax(x, dim, log) -> softmax (log 0) / log_softmax (1) over dim
 //   torch_tvm.kernels.aten_layer_norm(x, gamma, beta, normalized_ndim, eps)
 //   torch_tvm.kernels.aten_group_norm(x, gamma, beta, groups, eps)
 #include <ATen/ATen.h>
@@ -19,7 +19,7 @@ namespace ffi = tvm::ffi;
 
 namespace {
 
-ffi::Tensor Softmax(const ffi::Tensor& x, int64_t dim, bool log) {
+ffi::Tensor Softmax(const ffi::Tensor& x, int64_t dim, int64_t log) {
   GetCounters().aten_softmax++;
   c10::InferenceMode guard;
   at::Tensor t = FromTvm(x);

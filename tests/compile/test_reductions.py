@@ -1,0 +1,156 @@
+"""Reductions, norms, softmax and transcendentals on TVM's own kernels
+(_legalize + _schedule_reduction) and on the ATen alternative
+(_aten_choice): numerics against eager on edge values, the schedule read
+from the TIR, and the measured choice."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+import tvm
+
+import torch_tvm
+from torch_tvm import _aten_choice, _build
+from conftest import GROUP_KIND, assert_outputs_close
+
+NAN, INF = float("nan"), float("inf")
+EDGES = [NAN, INF, -INF, 1e30, -1e30, 1e-30, 0.0, 88.9, -104.0, 1e-40]
+
+
+def _edge(*shape, scale=3.0):
+    x = torch.randn(*shape) * scale
+    flat = x.view(-1)
+    n = min(len(EDGES), flat.numel())
+    flat[:n] = torch.tensor(EDGES[:n])
+    return x
+
+
+CASES = {
+    "softmax_197": (lambda x: torch.softmax(x, -1) * 2, (2, 3, 197)),
+    "softmax_row_of_1": (lambda x: torch.softmax(x, -1), (4, 1)),
+    "softmax_finite": (lambda x: torch.softmax(x * 10, -1), (4, 33)),
+    "log_softmax": (lambda x: torch.log_softmax(x, -1), (2, 197)),
+    "max_dim": (lambda x: torch.max(x, -1), (3, 197)),
+    "amax_middle": (lambda x: x.amax(1) + 1, (2, 5, 7)),
+    "sum_last": (lambda x: x.sum(-1), (3, 197)),
+    "mean_hw": (lambda x: x.mean((2, 3)), (1, 8, 14, 14)),
+    "layer_norm": (lambda x: F.layer_norm(x, (197,)) + x, (3, 197)),
+    "layer_norm_2d": (lambda x: F.layer_norm(x, (4, 20)), (3, 4, 20)),
+    "group_norm_1": (lambda x: F.group_norm(x, 1) * 1.5 + x, (1, 8, 7, 7)),
+    "group_norm_4": (lambda x: F.group_norm(x, 4) + x, (2, 8, 5, 5)),
+    "gelu": (lambda x: F.gelu(x) + x, (3, 197)),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh") + x, (3, 197)),
+    "silu": (lambda x: F.silu(x) + x, (3, 197)),
+    "tanh": (lambda x: torch.tanh(x) + x, (3, 197)),
+    "sigmoid": (lambda x: torch.sigmoid(x) * x, (3, 197)),
+    "mish": (lambda x: F.mish(x) + x, (3, 197)),
+    "softplus": (lambda x: F.softplus(x) + x, (3, 197)),
+    "exp": (lambda x: torch.exp(x) + 1, (3, 197)),
+    "log": (lambda x: torch.log(x.abs()) + 1, (3, 197)),
+}
+
+
+@pytest.fixture
+def kernel_choice():
+    def set_choice(value):
+        _aten_choice.force = value
+    yield set_choice
+    _aten_choice.force = None
+
+
+def _run(fn, x):
+    module = torch.jit.trace(fn, (x,), check_trace=False)
+    with torch.no_grad():
+        for _ in range(3):
+            out = module(x)
+    return out, torch.jit.last_executed_optimized_graph()
+
+
+@pytest.mark.parametrize("choice", ["tvm", "aten"])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_edge_values_match_eager(name, choice, kernel_choice):
+    """NaN, +-inf, huge, tiny and subnormal inputs: same result as eager
+    (NaN where eager has NaN), in a TVM group, with no fallback."""
+    kernel_choice(choice)
+    torch_tvm.enable(min_group_size=1)
+    fn, shape = CASES[name]
+    x = _edge(*shape)
+    fallbacks = torch_tvm.stats()["fallback_calls"]
+    out, graph = _run(fn, x)
+    assert GROUP_KIND in str(graph), graph
+    with torch.no_grad():
+        assert_outputs_close(out, fn(x), rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert torch_tvm.stats()["fallback_calls"] == fallbacks
+
+
+@pytest.mark.parametrize("name", ["softmax_197", "log_softmax", "layer_norm", "group_norm_1"])
+def test_aten_kernel_runs_when_chosen(name, kernel_choice):
+    kernel_choice("aten")
+    torch_tvm.enable(min_group_size=1)
+    before = dict(torch_tvm.stats()["kernels"])
+    fn, shape = CASES[name]
+    _run(fn, torch.randn(*shape))
+    after = torch_tvm.stats()["kernels"]
+    key = {"softmax_197": "aten_softmax_calls", "log_softmax": "aten_softmax_calls",
+           "layer_norm": "aten_layer_norm_calls", "group_norm_1": "aten_group_norm_calls"}[name]
+    assert after[key] - before[key] == 2  # two TVM-group calls after profiling
+    chosen = [d for d in _aten_choice.decisions() if d["forced"] and d["choice"] == "aten"]
+    assert chosen
+
+
+def test_measured_choice_records_both_times():
+    """Unforced, the first build of an op measures both kernels once and keeps
+    the faster one (ATen only with a 10% margin)."""
+    torch_tvm.enable(min_group_size=1)
+    fn, shape = CASES["layer_norm"]
+    x = torch.randn(5, 3, 96)  # a shape no other test uses
+    _run(lambda t: F.layer_norm(t, (96,)) + t, x)
+    (d,) = [d for d in _aten_choice.decisions()
+            if d["op"] == "layer_norm" and d["shape"] == [5, 3, 96] and not d["forced"]]
+    assert d["tvm_us"] > 0 and d["aten_us"] > 0
+    assert d["choice"] == ("aten" if d["aten_us"] < 0.9 * d["tvm_us"] else "tvm")
+    text = str(torch_tvm.explain(torch.jit.trace(lambda t: F.layer_norm(t, (96,)) + t, (x,)), x))
+    assert f"kernel choice: layer_norm[5, 3, 96] at {d['threads']} thread(s) -> " \
+           f"{d['choice'].upper()} (TVM {d['tvm_us']:.1f} us, ATen {d['aten_us']:.1f} us" in text
+
+
+def _lowered(fn, inputs):
+    mod = torch_tvm.to_relax(fn, inputs)
+    target = tvm.target.Target({"kind": "llvm", "mcpu": torch_tvm._C.host_cpu(), "num-cores": 2,
+                                "vector-width": torch_tvm._C.host_vector_width()})
+    _aten_choice.force = "tvm"
+    try:
+        with target, tvm.transform.PassContext(opt_level=3):
+            return _build._pipeline(3)(mod)
+    finally:
+        _aten_choice.force = None
+
+
+def _scripts(mod):
+    return {gv.name_hint: f.script() for gv, f in mod.functions.items()
+            if isinstance(f, tvm.tirx.PrimFunc)}
+
+
+def test_group_norm_with_one_group_splits_its_reduction_across_threads():
+    """One row of 64*56*56: chunks reduce in parallel into vector partials
+    (two rfactors), instead of one thread (or, as dlight did, every channel
+    recomputing the group)."""
+    scripts = _scripts(_lowered(lambda x: F.group_norm(x, 1) + x, [torch.randn(1, 64, 56, 56)]))
+    (text,) = [t for n, t in scripts.items() if "group_norm" in n]
+    assert "_rf_rf" in text, text
+    assert "T.parallel" in text and "T.vectorized" in text, text
+    assert "reshape" not in text  # the flat view is a no-copy reshape, not index math
+
+
+def test_layer_norm_rows_run_in_parallel_with_vector_accumulators():
+    scripts = _scripts(_lowered(lambda x: F.layer_norm(x, (768,)) + x, [torch.randn(1, 197, 768)]))
+    (text,) = [t for n, t in scripts.items() if "layer_norm" in n]
+    assert "T.parallel(T.int64(197))" in text, text
+    assert "_rf" in text and "T.vectorized" in text, text
+
+
+def test_softmax_over_197_has_a_whole_vector_body_and_a_tail():
+    scripts = _scripts(_lowered(lambda x: torch.softmax(x, -1), [torch.randn(1, 2, 197, 197)]))
+    (text,) = [t for n, t in scripts.items() if "softmax" in n]
+    assert "T_softmax_max_body_rf" in text and "T_softmax_max_tail" in text, text
+    assert "T.where" not in text, text  # no predicated (scalarised) vector loop
