@@ -100,6 +100,35 @@ void Unsqueeze(ConvertContext& ctx) {
   ctx.SetOutput(0, ctx.bb.Op("expand_dims", ctx.Tensor(0), IntArray({dim})));
 }
 
+// constant_pad_nd(self, pad, value) / pad(self, pad, mode, value?): pad lists
+// (before, after) pairs from the last dim backwards; Relax takes them per dim
+// from the first. Only non-negative constant padding is converted.
+void ConstantPad(ConvertContext& ctx, size_t value_index) {
+  TensorInfo info = ctx.Info(0);
+  std::vector<int64_t> pad = ctx.Ints(1);
+  if (pad.size() % 2 || pad.size() / 2 > static_cast<size_t>(info.ndim())) {
+    throw std::runtime_error("pad: bad pad list");
+  }
+  std::vector<int64_t> width(2 * info.ndim(), 0);
+  for (size_t i = 0; i < pad.size() / 2; ++i) {
+    if (pad[2 * i] < 0 || pad[2 * i + 1] < 0) throw std::runtime_error("pad: negative padding");
+    size_t dim = info.ndim() - 1 - i;
+    width[2 * dim] = pad[2 * i];
+    width[2 * dim + 1] = pad[2 * i + 1];
+  }
+  double value = (value_index < ctx.NumInputs() && !ctx.IsNone(value_index))
+                     ? ctx.Double(value_index) : 0.0;
+  ctx.SetOutput(0, ctx.bb.Op("nn.pad", ctx.Tensor(0), IntArray(width), std::string("constant"),
+                             value));
+}
+
+std::optional<std::string> NotConstantPad(const torch::jit::Node* n) {
+  auto mode = torch::jit::toIValue(n->inputs().at(2));
+  if (!mode || !mode->isString()) return "pad mode not known at compile time";
+  if (mode->toStringRef() != "constant") return "pad mode '" + mode->toStringRef() + "'";
+  return std::nullopt;
+}
+
 }  // namespace
 
 TORCH_TVM_CONVERTERS(shape) {
@@ -108,6 +137,8 @@ TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::flatten.using_ints", Flatten);
   reg.Register("aten::contiguous", [](ConvertContext& c) { c.SetOutput(0, c.Tensor(0)); });
   reg.Register("aten::cat", Cat);
+  reg.Register("aten::constant_pad_nd", [](ConvertContext& c) { ConstantPad(c, 2); });
+  reg.Register("aten::pad", [](ConvertContext& c) { ConstantPad(c, 3); }, NotConstantPad);
   reg.Register("aten::chunk", [](ConvertContext& c) {
     c.SetOutputList(0, ChunkPieces(c, c.Int(1), c.Int(2)));
   });
