@@ -369,4 +369,46 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
       + "; the time includes the numpy <-> torch conversion of input/output.")
     w("- Peers with a slow steady state are stopped by the per-peer time cap, so their "
       "`n` can be small (even 1); the median of a small `n` is less reliable.")
+    out += extra_sections()
     return "\n".join(out) + "\n"
+
+
+def _demoted(md: str) -> list[str]:
+    """Markdown with every heading one level deeper (to sit under a ## section)."""
+    return [("#" + line) if line.startswith("#") else line for line in md.splitlines()]
+
+
+def extra_sections() -> list[str]:
+    """The kernel benchmark and model zoo sections, from their own result files
+    (benchmarks/kernels_results.json, benchmarks/zoo_results.json) when present."""
+    import json  # noqa: PLC0415
+    out = []
+    kjson = os.path.join(HERE, "kernels_results.json")
+    if os.path.exists(kjson):
+        import kernels  # noqa: PLC0415
+        out += ["", "## Kernel benchmark (benchmarks/kernels.py)", ""]
+        out += _demoted(kernels.markdown(kernels.load_results(kjson)))[1:]
+    zjson = os.path.join(HERE, "zoo_results.json")
+    if os.path.exists(zjson):
+        import zoo  # noqa: PLC0415
+        with open(zjson) as f:
+            results = json.load(f)["results"]
+        out += ["", "## Model zoo (benchmarks/zoo.py)", ""]
+        out += zoo.markdown_table(results, 1, 2, level=3).splitlines()
+    return out
+
+
+def main():
+    """Rewrite BENCHMARKS.md from results.json (and the kernel/zoo result files)
+    without running anything."""
+    import json  # noqa: PLC0415
+    with open(os.path.join(HERE, "results.json")) as f:
+        data = json.load(f)
+    chart_rel = "benchmarks/speedups.png" if os.path.exists(
+        os.path.join(HERE, "speedups.png")) else None
+    with open(os.path.join(ROOT, "BENCHMARKS.md"), "w") as f:
+        f.write(markdown(data["results"], data["meta"], chart_rel))
+
+
+if __name__ == "__main__":
+    main()

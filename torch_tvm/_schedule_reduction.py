@@ -216,8 +216,9 @@ def _inline_single_use(sch):
 def vectorise_spatial(sch, block, loops, lanes, parallel=False):
     """Fuse the innermost loops until their length is a multiple of the
     vector width, split off a vector, vectorise it; the rest in parallel.
-    When no suffix divides, the whole vectors and the remainder become two
-    loops (loop_partition): a predicated vector loop would be scalarised."""
+    When no suffix divides (a [.., 197, 197] attention tensor), only the
+    innermost loop is vectorised, as whole vectors plus a remainder loop
+    (loop_partition): a predicated vector loop would be scalarised by TVM."""
     loops = list(loops)
     if not loops:
         return
@@ -230,6 +231,8 @@ def vectorise_spatial(sch, block, loops, lanes, parallel=False):
         start = i
         if acc % lanes == 0:
             break
+    if acc % lanes:  # no suffix divides: the innermost loop alone
+        start, acc = len(loops) - 1, extents[-1]
     inner = sch.fuse(*loops[start:]) if len(loops) - start > 1 else loops[start]
     rest = loops[:start]
     if parallel and rest:  # before loop_partition: parallel wants plain blocks
@@ -239,14 +242,12 @@ def vectorise_spatial(sch, block, loops, lanes, parallel=False):
         sch.vectorize(vec)
         if parallel and not rest:
             sch.parallel(outer)
-    elif acc > lanes and (rest or not parallel):
+    elif acc > lanes:
         body, _tail = sch.loop_partition(inner, factors=[acc - acc % lanes, None])
-        _, vec = sch.split(body, factors=[None, lanes])
+        outer, vec = sch.split(body, factors=[None, lanes])
         sch.vectorize(vec)
-    elif acc > lanes:  # one loop in all, to run in parallel: predicated tail
-        outer, vec = sch.split(inner, factors=[None, lanes])
-        sch.vectorize(vec)
-        sch.parallel(outer)
+        if parallel and not rest:
+            sch.parallel(outer)
     elif acc >= 2:
         sch.vectorize(inner)
 
