@@ -225,8 +225,12 @@ def vectorise_spatial(sch, block, loops, lanes, parallel=False):
     extents = [_extent(sch, lp) for lp in loops]
     if None in extents:
         return
+    # Loops may be fused only as far as every read stays contiguous (or
+    # broadcast) along the fused index: a slice, a pad or a transpose read
+    # through a fused index becomes a gather.
+    lowest = len(loops) - _contiguous_suffix(sch, block, loops)
     acc, start = 1, len(loops)
-    for i in range(len(loops) - 1, -1, -1):
+    for i in range(len(loops) - 1, lowest - 1, -1):
         acc *= extents[i]
         start = i
         if acc % lanes == 0:
@@ -250,6 +254,39 @@ def vectorise_spatial(sch, block, loops, lanes, parallel=False):
             sch.parallel(outer)
     elif acc >= 2:
         sch.vectorize(inner)
+
+
+def _contiguous_suffix(sch, block, loops) -> int:
+    """How many innermost loops can be fused with every read contiguous or
+    broadcast along the fused index: each read indexes its trailing axes with
+    exactly those loops' iter vars over its whole extent, or does not use them."""
+    stmt = sch.get(block)
+    ivs = [iv.var for iv in stmt.iter_vars]
+    if len(ivs) != len(loops) or any(
+            iv.iter_type != tirx.IterVar.DataPar for iv in stmt.iter_vars):
+        return len(loops)  # loops not 1:1 with iter vars (computed at a row): as before
+    extents = [_extent(sch, lp) for lp in loops]
+    best = 1
+    for k in range(2, len(loops) + 1):
+        fused = ivs[-k:]
+        for region in stmt.reads:
+            idx = [r.min for r in region.region]
+            used = [any(_uses(e, v) for v in fused) for e in idx]
+            if not any(used):
+                continue  # broadcast along the fused loops
+            shape = [int(d) if isinstance(d, (int, tirx.IntImm)) else None
+                     for d in region.source.shape]
+            if len(idx) < k or any(used[:-k]) or any(
+                    not idx[len(idx) - k + j].same_as(fused[j])
+                    or shape[len(idx) - k + j] != extents[len(loops) - k + j]
+                    for j in range(k)):
+                return best
+        best = k
+    return best
+
+
+def _uses(expr, var) -> bool:
+    return any(v.same_as(var) for v in tirx.analysis.undefined_vars(expr))
 
 
 def _root(sch):
