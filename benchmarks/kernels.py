@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import math
 import os
 import random
 import resource
-import shlex
 import sys
 import time
 import traceback
@@ -53,6 +51,11 @@ warnings.filterwarnings("ignore", category=FutureWarning)  # "torch.jit.trace is
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+
+from bench_common import (command_line, cpu_model, gc_paused, geomean, idle_note,  # noqa: E402
+                          import_torch_tvm, save_json, summarize)
+from report import environment, esc, fmt_x  # noqa: E402 - benchmarks/report.py
+from run import cpu_busy_s, csv_list  # noqa: E402 - benchmarks/run.py (definitions only)
 
 DEFAULT_JSON = os.path.join(HERE, "kernels_results.json")
 DEFAULT_MD = os.path.join(HERE, "kernels.md")
@@ -93,39 +96,24 @@ def _inputs(*makers):
 CNN = (64, 56, 56)          # ResNet stage 1 activation
 TOK = (197, 768)            # ViT-B/16 tokens x hidden
 
-# name -> (function, positive-only input domain). Rows for names whose aten op is not
-# in torch_tvm.supported_ops() are skipped (and printed).
-UNARY: dict[str, tuple[Callable, bool]] = {
-    "relu": (torch.relu, False),
-    "relu6": (F.relu6, False),
-    "hardtanh": (F.hardtanh, False),
-    "leaky_relu": (lambda t: F.leaky_relu(t, 0.1), False),
-    "elu": (F.elu, False),
-    "neg": (torch.neg, False),
-    "clamp": (lambda t: t.clamp(-1.0, 1.0), False),
-    "abs": (torch.abs, False),
-    "exp": (torch.exp, False),
-    "expm1": (torch.expm1, False),
-    "log": (torch.log, True),
-    "log1p": (torch.log1p, True),
-    "sqrt": (torch.sqrt, True),
-    "rsqrt": (torch.rsqrt, True),
-    "reciprocal": (torch.reciprocal, True),
-    "pow 2": (lambda t: t.pow(2), False),
-    "pow 0.5": (lambda t: t.pow(0.5), True),
-    "sin": (torch.sin, False),
-    "cos": (torch.cos, False),
-    "erf": (torch.erf, False),
-    "sigmoid": (torch.sigmoid, False),
-    "tanh": (torch.tanh, False),
-    "silu": (F.silu, False),
-    "gelu": (F.gelu, False),
-    "gelu tanh": (lambda t: F.gelu(t, approximate="tanh"), False),
-    "hardswish": (F.hardswish, False),
-    "hardsigmoid": (F.hardsigmoid, False),
-    "softplus": (F.softplus, False),
-    "mish": (F.mish, False),
+# name -> (function, positive-only input domain). The function is torch.<name>, else
+# F.<name>, unless SPECIAL_UNARY has it. Rows for names whose aten op is not in
+# torch_tvm.supported_ops() are skipped (and printed).
+SPECIAL_UNARY: dict[str, Callable] = {
+    "leaky_relu": lambda t: F.leaky_relu(t, 0.1),
+    "clamp": lambda t: t.clamp(-1.0, 1.0),
+    "pow 2": lambda t: t.pow(2),
+    "pow 0.5": lambda t: t.pow(0.5),
+    "gelu tanh": lambda t: F.gelu(t, approximate="tanh"),
 }
+POSITIVE_ONLY = ("log", "log1p", "sqrt", "rsqrt", "reciprocal", "pow 0.5")
+UNARY: dict[str, tuple[Callable, bool]] = {
+    name: (SPECIAL_UNARY.get(name) or getattr(torch, name, None) or getattr(F, name),
+           name in POSITIVE_ONLY)
+    for name in ["relu", "relu6", "hardtanh", "leaky_relu", "elu", "neg", "clamp", "abs",
+                 "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "reciprocal", "pow 2",
+                 "pow 0.5", "sin", "cos", "erf", "sigmoid", "tanh", "silu", "gelu",
+                 "gelu tanh", "hardswish", "hardsigmoid", "softplus", "mish"]}
 
 
 def build_rows() -> list[Row]:
@@ -240,20 +228,13 @@ def shape_str(xs) -> str:
     return s if len(xs) == 1 else f"{len(xs)} x {s}"
 
 
-def pct(s: list[float], q: float) -> float:
-    if len(s) == 1:
-        return s[0]
-    k = (len(s) - 1) * q
-    lo = int(k)
-    hi = min(lo + 1, len(s) - 1)
-    return s[lo] + (s[hi] - s[lo]) * (k - lo)
+TIMING_KEYS = ("n", "median_ms", "p10_ms", "p25_ms", "p75_ms", "p90_ms", "min_ms")
 
 
-def summarize(ts: list[float]) -> dict:
-    s = sorted(ts)
-    return {"n": len(s), "median_ms": pct(s, 0.5) * 1e3, "p10_ms": pct(s, 0.1) * 1e3,
-            "p25_ms": pct(s, 0.25) * 1e3, "p75_ms": pct(s, 0.75) * 1e3,
-            "p90_ms": pct(s, 0.9) * 1e3, "min_ms": s[0] * 1e3}
+def timing(ts: list[float], inner: int) -> dict:
+    """One version's samples (s per call): this benchmark's statistics, in ms."""
+    s = summarize(ts)
+    return dict({k: s[k] for k in TIMING_KEYS}, inner=inner)
 
 
 def rel_err(y, ref) -> float | None:
@@ -264,57 +245,9 @@ def rel_err(y, ref) -> float | None:
     return d / scale if scale > 0 else d
 
 
-def cpu_busy_s() -> float:
-    """Non-idle CPU seconds of the whole machine since boot (from /proc/stat)."""
-    try:
-        with open("/proc/stat") as f:
-            v = [int(t) for t in f.readline().split()[1:]]
-        return (sum(v[:8]) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError):
-        return 0.0
-
-
 def own_cpu_s() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
-
-
-def wait_idle(max_wait: float) -> float:
-    """Wait until other processes use < 0.3 cores over 2 s; return the seconds waited."""
-    t0 = time.perf_counter()
-    while time.perf_counter() - t0 < max_wait:
-        b0, o0 = cpu_busy_s(), own_cpu_s()
-        time.sleep(2.0)
-        if (cpu_busy_s() - b0 - (own_cpu_s() - o0)) / 2.0 < 0.3:
-            break
-    return time.perf_counter() - t0
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    import platform
-    return platform.processor()
-
-
-def import_torch_tvm(retries: int = 3, wait_s: float = 60.0):
-    """The installed package may be reinstalled under us; retry a failed import."""
-    for i in range(retries + 1):
-        try:
-            import torch_tvm
-            return torch_tvm
-        except ImportError as e:
-            if i == retries:
-                raise
-            print(f"import torch_tvm failed ({e}); retrying in {wait_s:.0f} s", flush=True)
-            for k in [k for k in sys.modules if k == "torch_tvm" or k.startswith("torch_tvm.")]:
-                del sys.modules[k]
-            time.sleep(wait_s)
 
 
 # --------------------------------------------------------------------------- one row
@@ -416,9 +349,7 @@ def run_row(row: Row, batch: int, threads: int, args, tt, rng) -> dict:
         spent = {k: 0.0 for k in fns}
         gap = args.gap_ms / 1e3
         busy0, own0, t_start = cpu_busy_s(), own_cpu_s(), time.perf_counter()
-        gc.collect()
-        gc.disable()
-        try:
+        with gc_paused():
             rounds = 0
             while rounds < args.max_rounds and not (
                     rounds >= args.min_rounds and min(spent.values()) >= args.row_budget):
@@ -435,8 +366,6 @@ def run_row(row: Row, batch: int, threads: int, args, tt, rng) -> dict:
                     if gap:
                         time.sleep(gap)
                 rounds += 1
-        finally:
-            gc.enable()
         wall = time.perf_counter() - t_start
         res["background_cores"] = max(0.0, ((cpu_busy_s() - busy0) - (own_cpu_s() - own0))
                                       / wall) if wall > 0 else None
@@ -448,8 +377,8 @@ def run_row(row: Row, batch: int, threads: int, args, tt, rng) -> dict:
         res["ts_groups"] = max(res["ts_groups"], len(group_info(
             tt, torch.jit.last_executed_optimized_graph())["groups"]))
 
-    res["ts"] = dict(summarize(times["ts"]), inner=inner["ts"])
-    res["tvm"] = dict(summarize(times["tvm"]), inner=inner["tvm"])
+    res["ts"] = timing(times["ts"], inner["ts"])
+    res["tvm"] = timing(times["tvm"], inner["tvm"])
     res["ratio"] = res["ts"]["median_ms"] / res["tvm"]["median_ms"]
     res["fallback_calls"] = after["fallback_calls"]
     res["fallback_calls_timed"] = after["fallback_calls"] - before["fallback_calls"]
@@ -484,31 +413,14 @@ def load_results(path: str) -> dict:
     return {"rows": {}, "runs": []}
 
 
-def save_results(path: str, data: dict) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)
-
-
 def row_key(r: dict) -> str:
     return f"{r['id']}|b{r['batch']}|t{r['threads']}"
-
-
-def esc(s) -> str:
-    return str(s).replace("|", "\\|").replace("\n", " ")
 
 
 def fmt_ms(v):
     if v is None:
         return "–"
     return f"{v:.3g}" if v < 100 else f"{v:.0f}"
-
-
-def fmt_x(v):
-    if v is None:
-        return "–"
-    return f"{v:.2f}x" if v >= 0.1 else f"{v:.3f}x"
 
 
 def fmt_pair(s: dict | None) -> str:
@@ -630,19 +542,18 @@ def summary(rows: list[dict]) -> list[dict]:
     for r in rows:
         k = (r["family"], r["batch"], r["threads"])
         s = out.setdefault(k, {"family": k[0], "batch": k[1], "threads": k[2], "rows": 0,
-                               "logs": [], "faster": 0, "no_group": 0, "fallback": 0,
+                               "ratios": [], "faster": 0, "no_group": 0, "fallback": 0,
                                "errors": 0})
         s["rows"] += 1
         if r.get("status") != "ok":
             s["errors"] += 1
             continue
-        s["logs"].append(math.log(r["ratio"]))
+        s["ratios"].append(r["ratio"])
         s["faster"] += r["ratio"] > 1
         s["no_group"] += r["groups"] == 0
         s["fallback"] += (r["fallback_calls"] + r.get("compile_failures", 0)) > 0
     for s in out.values():
-        logs = s.pop("logs")
-        s["geomean"] = math.exp(sum(logs) / len(logs)) if logs else None
+        s["geomean"] = geomean(s.pop("ratios"))
     return sorted(out.values(), key=lambda s: (
         FAMILIES.index(s["family"]) if s["family"] in FAMILIES else 99, s["batch"],
         s["threads"]))
@@ -662,12 +573,6 @@ def console_line(r: dict) -> str:
 
 
 # --------------------------------------------------------------------------- main
-
-def csv_list(conv=str):
-    def parse(s):
-        return [conv(v.strip()) for v in s.split(",") if v.strip()]
-    return parse
-
 
 def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__,
@@ -725,7 +630,7 @@ def main(argv=None):
             f.write(markdown(data))
         print(f"wrote {args.out} ({len(data['rows'])} rows from {args.json})")
         return
-    tt = import_torch_tvm()
+    tt = import_torch_tvm(errors=ImportError)
     supported = set(tt.supported_ops())
     host_cpu, cpu = tt._C.host_cpu(), cpu_model()
     print(f"CPU: {cpu}; TVM mcpu {host_cpu}; {os.cpu_count()} logical cpus; "
@@ -758,11 +663,8 @@ def main(argv=None):
             print(f"  {r.id:58s} {shape_str(r.inputs(1))}")
         return
 
-    from report import environment  # noqa: E402 - benchmarks/report.py
-
     started = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
-    command = "python3.11 benchmarks/kernels.py" + (
-        " " + shlex.join(sys.argv[1:]) if argv is None and sys.argv[1:] else "")
+    command = command_line("python3.11 benchmarks/kernels.py", argv)
     env = environment()
     run = {"started_utc": started, "command": command, "cpu": cpu, "host_cpu": host_cpu,
            "logical_cpus": os.cpu_count(), "configs": [f"b{b} t{t}" for b, t in configs],
@@ -778,9 +680,8 @@ def main(argv=None):
     done = 0
     for b, t in configs:
         torch.set_num_threads(t)
-        waited = wait_idle(args.wait_idle) if args.wait_idle > 0 else 0.0
-        print(f"== batch {b}, threads {t} (torch threads {torch.get_num_threads()})" +
-              (f" (waited {waited:.0f} s for an idle machine)" if waited >= 2.5 else ""),
+        note = idle_note(args.wait_idle)
+        print(f"== batch {b}, threads {t} (torch threads {torch.get_num_threads()})" + note,
               flush=True)
         for row in rows:
             t0 = time.perf_counter()
@@ -796,11 +697,11 @@ def main(argv=None):
             r.update(run=started, cpu=cpu, host_cpu=host_cpu, row_s=time.perf_counter() - t0)
             data["rows"][row_key(r)] = r
             run["total_s"] = time.perf_counter() - t_all
-            save_results(args.json, data)  # after every row: a crash keeps what ran
+            save_json(args.json, data)  # after every row: a crash keeps what ran
             done += 1
             print(console_line(r), flush=True)
     run["total_s"] = time.perf_counter() - t_all
-    save_results(args.json, data)
+    save_json(args.json, data)
     mine = [r for r in data["rows"].values() if r.get("run") == started]
     print("summary (geomean TorchScript/torch_tvm; faster = rows where torch_tvm wins):",
           flush=True)
