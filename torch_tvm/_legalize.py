@@ -262,6 +262,42 @@ def _te_group_norm(xf, x, gamma, beta, eps):
     return te.compute(x.shape, out, name="T_group_norm")
 
 
+def _te_group_norm_last(xv, x, gamma, beta, eps):
+    """Channels last, (N, *spatial, C), as ConvertLayout leaves it between NHWC
+    convolutions. xv is x viewed as (N, positions, G, C/G); statistics per
+    (n, group) over positions and the group's channels. With one group xv is
+    (N, 1, positions * C): one contiguous row, vectorised like a layer norm."""
+    rows = [xv.shape[0], xv.shape[2]] if len(xv.shape) == 4 else list(xv.shape[:-1])
+    c = int(x.shape[-1])
+    groups = int(rows[1])
+    cg = c // groups
+    if len(xv.shape) == 3:
+        total, var, inv_n = _moments(xv, rows, int(xv.shape[-1]), "T_gn")
+    else:
+        count = int(xv.shape[1]) * cg
+        inv_n = tirx.const(1.0 / count, "float32")
+
+        def reduce(value, name):
+            def body(n, g):
+                p = te.reduce_axis((_i64(0), xv.shape[1]), name="p")
+                k = te.reduce_axis((_i64(0), xv.shape[3]), name="k")
+                return te.sum(value(n, p, g, k), axis=[p, k])
+            return te.compute(rows, body, name=name)
+        total = reduce(lambda n, p, g, k: xv(n, p, g, k), "T_gn_sum")
+
+        def dev2(n, p, g, k):
+            d = xv(n, p, g, k) - total(n, g) * inv_n
+            return d * d
+        var = reduce(dev2, "T_gn_var")
+    scale = _inv_std(var, rows, inv_n, eps, "T_gn_scale")
+
+    def out(n, *rest):
+        ch = rest[-1]
+        g = tirx.floordiv(ch, _i64(cg))
+        return (x(n, *rest) - total(n, g) * inv_n) * scale(n, g) * gamma(ch) + beta(ch)
+    return te.compute(x.shape, out, name="T_group_norm")
+
+
 def _group_norm_rule(bb, call):
     if not _is_f32(call):
         return None
@@ -269,14 +305,24 @@ def _group_norm_rule(bb, call):
     shape = _shape(x)
     nd = len(shape)
     axes = [int(a) % nd for a in call.attrs.axes]
-    if int(call.attrs.channel_axis) % nd != 1 or axes != list(range(2, nd)):
-        return None
+    channel = int(call.attrs.channel_axis) % nd
     groups = int(call.attrs.num_groups)
+    eps = float(call.attrs.epsilon)
+    if channel == nd - 1 and axes == list(range(1, nd - 1)) and nd >= 3:
+        positions = 1
+        for d in shape[1:-1]:
+            positions *= d
+        view = [shape[0], 1, positions * shape[-1]] if groups == 1 else \
+            [shape[0], positions, groups, shape[-1] // groups]
+        xv = bb.emit(relax.op.reshape(x, view))
+        return bb.call_te(lambda a, b, g, be: _te_group_norm_last(a, b, g, be, eps), xv, x,
+                          call.args[1], call.args[2], primfunc_name_hint="group_norm")
+    if channel != 1 or axes != list(range(2, nd)):
+        return None
     length = shape[1] // groups
     for d in shape[2:]:
         length *= d
     xf = bb.emit(relax.op.reshape(x, [shape[0], groups, length]))
-    eps = float(call.attrs.epsilon)
     return bb.call_te(lambda a, b, g, be: _te_group_norm(a, b, g, be, eps), xf, x,
                       call.args[1], call.args[2], primfunc_name_hint="group_norm")
 

@@ -154,3 +154,44 @@ def test_softmax_over_197_has_a_whole_vector_body_and_a_tail():
     (text,) = [t for n, t in scripts.items() if "softmax" in n]
     assert "T_softmax_max_body_rf" in text and "T_softmax_max_tail" in text, text
     assert "T.where" not in text, text  # no predicated (scalarised) vector loop
+
+
+class _ConvGroupNormConv(torch.nn.Module):
+    """GroupNorm between convolutions runs channels-last (ConvertLayout)."""
+
+    def __init__(self, groups):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(16, 16, 1)
+        self.gn = torch.nn.GroupNorm(groups, 16)
+        self.c2 = torch.nn.Conv2d(16, 16, 1)
+        with torch.no_grad():
+            self.gn.weight.uniform_(0.5, 1.5)
+            self.gn.bias.uniform_(-0.5, 0.5)
+
+    def forward(self, x):
+        return self.c2(self.gn(self.c1(x)))
+
+
+@pytest.mark.parametrize("groups", [1, 4])
+def test_group_norm_between_convolutions_runs_channels_last(groups):
+    """Statistics computed once per (sample, group), not once per channel (the
+    dlight rule's recompute): with one group, a vectorised flat row."""
+    model = _ConvGroupNormConv(groups).eval()
+    x = torch.randn(2, 16, 9, 7)
+    scripts = _scripts(_lowered(model, [x]))
+    (text,) = [t for n, t in scripts.items() if "group_norm" in n]
+    assert "T.Buffer((T.int64(2), T.int64(9), T.int64(7), T.int64(16))" in text, text  # NHWC
+    if groups == 1:
+        assert "_rf" in text and "T.vectorized" in text, text
+    out = run_tvm_model(model, x)
+    with torch.no_grad():
+        assert_outputs_close(out, model(x), rtol=1e-4, atol=1e-5)
+
+
+def run_tvm_model(model, x):
+    module = torch.jit.trace(model, (x,), check_trace=False)
+    with torch.no_grad():
+        for _ in range(3):
+            out = module(x)
+    assert GROUP_KIND in str(torch.jit.last_executed_optimized_graph())
+    return out
