@@ -215,6 +215,8 @@ CASES = [
     ("contiguous", "x: x.transpose(0, 1).contiguous()", [(N, S, D)]),
     ("cat3", "x, y, z: torch.cat([x, y, z], 1)", [(N, 2, H), (N, 3, H), (N, 1, H)]),
     ("cat_negative_dim", "x, y: torch.cat([x, y], -1)", [(N, S, D), (N, S, 3)]),
+    ("leaky_relu", "x: torch.nn.functional.leaky_relu(x) + x", [E((N, S, D))]),
+    ("leaky_relu_slope", "x: torch.nn.functional.leaky_relu(x, 0.2) * 2", [(N, C, H, W)]),
     ("pad_last2", "x: torch.nn.functional.pad(x, (1, 2, 3, 0)) + 1", [(N, 2, H)]),
     ("pad_value", "x: torch.nn.functional.pad(x, (2, 2), value=-1.5) * 2", [(N, S, D)]),
     ("constant_pad_nd", "x: torch.constant_pad_nd(x, [0, 1, 1, 1, 2, 0], 0.25) + x.sum()",

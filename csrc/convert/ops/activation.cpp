@@ -1,5 +1,5 @@
-// Pointwise activations: relu, threshold, clamp/hardtanh, sigmoid, tanh, gelu,
-// silu, hardswish, hardsigmoid.
+// Pointwise activations: relu, leaky_relu, threshold, clamp/hardtanh, sigmoid, tanh,
+// gelu, silu, hardswish, hardsigmoid.
 #include "convert/ops/op_helpers.h"
 
 namespace torch_tvm::convert {
@@ -56,6 +56,11 @@ TORCH_TVM_CONVERTERS(activation) {
     c.SetOutput(0, Clamp(c, c.Tensor(0), 0.0, 6.0));
   });
   reg.Register("aten::neg", [](ConvertContext& c) { Unary(c, "negative"); });
+  // leaky_relu(x, negative_slope=0.01) = x if x > 0 else slope * x (NaN kept)
+  reg.Register("aten::leaky_relu", [](ConvertContext& c) {
+    double slope = c.NumInputs() > 1 ? c.Double(1) : 0.01;
+    c.SetOutput(0, c.bb.Op("nn.leakyrelu", c.Tensor(0), slope));
+  });
   reg.Register("aten::hardsigmoid", [](ConvertContext& c) {
     c.SetOutput(0, HardSigmoid(c, c.Tensor(0)));
   });
