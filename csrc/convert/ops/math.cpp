@@ -145,10 +145,19 @@ TORCH_TVM_CONVERTERS(math) {
     c.SetOutput(0, Softplus(c, c.Tensor(0), beta, threshold));
   });
   reg.Register("aten::mish", [](ConvertContext& c) {
-    // mish(x) = x * tanh(log1p(exp(x))). ATen applies no threshold, but
-    // above 20 the tanh rounds to 1 in float32 and float64 either way.
+    // mish(x) = x * tanh(log1p(exp(x))) = x * n / (n + 2) with n = e^x (e^x + 2):
+    // one exp and one division instead of exp, log and tanh (which is another
+    // exp and division). Above 20 the ratio rounds to 1 (and n would overflow
+    // from 44): x. NaN and -inf (-inf * 0) come out NaN, as in ATen.
     Expr x = c.Tensor(0);
-    c.SetOutput(0, c.bb.Op("multiply", x, c.bb.Op("tanh", Softplus(c, x, 1.0, 20.0))));
+    std::string dtype = c.bb.InfoOf(x).dtype;
+    if (!IsFloat(dtype)) throw std::runtime_error("softplus/mish need a floating tensor");
+    auto& bb = c.bb;
+    Expr e = bb.Op("exp", x);
+    Expr n = bb.Op("multiply", e, bb.Op("add", e, bb.ScalarConstant(2.0, dtype)));
+    Expr ratio = bb.Op("divide", n, bb.Op("add", n, bb.ScalarConstant(2.0, dtype)));
+    Expr big = bb.Op("greater", x, bb.ScalarConstant(20.0, dtype));
+    c.SetOutput(0, bb.Op("where", big, x, bb.Op("multiply", x, ratio)));
   });
 }
 
