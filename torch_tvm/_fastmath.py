@@ -11,18 +11,14 @@ Accuracy (float32, checked against float64 in tests/compile/test_fastmath.py):
 a few ulp over the whole range, like SLEEF's u10 functions that ATen uses;
 NaN propagates, +-inf and overflow/underflow give the IEEE results.
 
-Every function takes and returns a float32 PrimExpr; `is_float32` says when
-they apply. Other dtypes keep TVM's own lowering.
+Every function takes and returns a float32 PrimExpr (_legalize applies them
+to float32 tensors only; other dtypes keep TVM's own lowering).
 """
 from __future__ import annotations
 
 from tvm import tirx
 
 _F32 = "float32"
-
-
-def is_float32(expr) -> bool:
-    return str(expr.ty.dtype if hasattr(expr, "ty") else expr.dtype) == _F32
 
 
 def _c(v: float):

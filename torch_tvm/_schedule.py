@@ -63,8 +63,7 @@ class CPUParallelVectorize(CPUScheduleRule):
         if n_spatial == 0:
             return
         block = sch.get(info.block_rv)
-        bits = block.writes[0].source.dtype.bits if block.writes else 32
-        lanes = _vector_lanes(target, bits)
+        lanes = _block_lanes(target, block)
         if n_spatial == len(kinds) and _is_narrow_transpose(sch, block, loops, lanes):
             CPUParallelVectorize._vectorise_along_reads(sch, loops, lanes)
             return

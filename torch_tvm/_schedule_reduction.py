@@ -80,22 +80,26 @@ class CPURowReduction(CPUScheduleRule):
         lanes = self._lanes(target, sch.get(infos[-1].block_rv))
         threads = _threads(target)
         try:
-            if not self._schedule_rows(sch, infos, lanes):
-                self._schedule_separately(sch, infos, lanes, threads)
+            rows = self._schedule_rows(sch.copy(), infos, lanes)
+            if rows is not None:
+                return rows
+            self._schedule_separately(sch, infos, lanes, threads)
         except Exception:  # noqa: BLE001 - a shape this rule cannot take: next rule
             _LOG.debug("CPURowReduction declined %s", func.attrs, exc_info=True)
             return None
         return sch
 
     # -- rows shared with the output ------------------------------------
-    def _schedule_rows(self, sch, infos, lanes) -> bool:
+    def _schedule_rows(self, sch, infos, lanes):
+        """`sch` scheduled per row, or None when this layout does not apply
+        (`sch` is a copy: the caller falls back to the original)."""
         last = infos[-1]
         if not last.is_injective():
-            return False
+            return None
         out_loops = sch.get_loops(last.block_rv)
         out_extents = [_extent(sch, lp) for lp in out_loops]
         if None in out_extents:
-            return False
+            return None
         depth = None
         for info in infos[:-1]:
             if info.is_injective():
@@ -103,24 +107,23 @@ class CPURowReduction(CPUScheduleRule):
             kinds = info.dom_kind()
             n_s = len(kinds) - len(kinds.lstrip("S"))
             if set(kinds[n_s:]) != {"R"}:
-                return False
+                return None
             rows = _product([_extent(sch, lp) or 0 for lp in sch.get_loops(info.block_rv)[:n_s]])
             d = _prefix_with_product(out_extents, rows)
             if d is None or (depth is not None and d != depth):
-                return False
+                return None
             depth = d
         if not depth or depth >= len(out_loops):
-            return False
+            return None
         if _product(out_extents[:depth]) < _MIN_ROWS_PER_THREAD:
-            return False  # one row: split the reductions instead
-        # Probe on a copy first: compute_at may refuse (a block reading another row).
-        if self._rows_under(sch.copy(), infos, depth, lanes) is None:
-            return False
-        self._rows_under(sch, infos, depth, lanes)
+            return None  # one row: split the reductions instead
+        # compute_at may refuse (a block reading another row): then None
+        if self._rows_under(sch, infos, depth, lanes) is None:
+            return None
         for info in infos:
             if info.is_injective():
                 vectorise_spatial(sch, info.block_rv, sch.get_loops(info.block_rv)[1:], lanes)
-        return True
+        return sch
 
     @staticmethod
     def _rows_under(sch, infos, depth, lanes):
@@ -183,7 +186,7 @@ def _prefix_with_product(extents, target):
 def _inline_single_use(sch):
     """Inline spatial producers read by one block only (the +x / *2 epilogue
     goes into the normalise block; exp(x - max) read by two blocks stays)."""
-    root = sch.get_sblock("root") if hasattr(sch, "get_sblock") else sch.get_block("root")
+    root = _root(sch)
     changed = True
     while changed:
         changed = False
