@@ -11,7 +11,16 @@
 #include <ATen/Parallel.h>
 #include <tvm/ffi/extra/c_env_api.h>
 
+#include "kernels/counters.h"
 #include "kernels/parallel_launch.h"
+
+// at::parallel_for is inline: without OpenMP at compile time it runs the whole
+// range on the calling thread. CMakeLists.txt compiles this file with -fopenmp
+// against torch's own libgomp; refuse to build a silently serial launcher.
+#ifndef _OPENMP
+#error "parallel_launch.cpp must be compiled with -fopenmp (see CMakeLists.txt)"
+#endif
+#include <omp.h>
 
 #include <atomic>
 #include <cstdint>
@@ -37,7 +46,14 @@ int TorchParallelLaunch(FTVMParallelLambda flambda, void* cdata, int num_task) {
   TVMParallelGroupEnv env{nullptr, n};
   // grain 1: each OpenMP thread takes one task id; nested (already parallel)
   // callers run every task in sequence, which the lambdas allow.
+  GetCounters().parallel_launches++;
   at::parallel_for(0, n, 1, [&](int64_t begin, int64_t end) {
+    if (begin == 0) {  // one thread per region records the team size
+      auto& widest = GetCounters().parallel_max_threads;
+      int64_t team = omp_get_num_threads(), seen = widest.load();
+      while (team > seen && !widest.compare_exchange_weak(seen, team)) {
+      }
+    }
     for (int64_t task = begin; task < end; ++task) {
       if (flambda(static_cast<int>(task), &env, cdata) != 0) status = -1;
     }
