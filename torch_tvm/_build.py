@@ -6,7 +6,9 @@ once per new input spec; inference never comes through here.
 Pipeline (opt_level >= 1):
   FoldConstant, FoldBatchnormToConv2D   BN into conv weights (weights are constants)
   DecomposeOpsForInference, FoldConstant   remaining BN → elementwise
-  ConvertLayout(conv2d → NHWC/OHWI), FoldConstant
+  ConvertLayout(conv2d → NHWC/OHWI)
+  SinkPermutes, FoldConstant              layout permutes (channels-last I/O, ConvertLayout's)
+                                          moved below layout-agnostic ops until they cancel
   OffloadToOneDNN                         conv/linear/matmul → prepacked oneDNN kernels
   ChooseAtenOrTvmKernels                  each norm/softmax to ATen where measured faster
   LegalizeOps with _legalize's rules      vectorisable transcendentals (_fastmath), norms,
@@ -28,6 +30,7 @@ from ._aten_choice import choose_kernels
 from ._inplace import accumulate_residual_in_place
 from ._legalize import legalize_ops
 from ._offload import offload_to_onednn
+from ._permutes import sink_permutes
 from ._schedule import default_cpu_schedule
 
 
@@ -39,6 +42,7 @@ def _pipeline(opt_level: int) -> tvm.transform.Pass:
             relax.transform.DecomposeOpsForInference(),
             relax.transform.FoldConstant(),
             relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}),
+            sink_permutes,
             relax.transform.FoldConstant(),
             offload_to_onednn,
             choose_kernels,

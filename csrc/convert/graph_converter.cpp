@@ -5,6 +5,7 @@
 #include <stdexcept>
 #include <unordered_map>
 
+#include "common/dlpack_bridge.h"
 #include "convert/registry.h"
 
 namespace torch_tvm::convert {
@@ -28,9 +29,13 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     const c10::IValue& v = inputs[i];
     if (v.isTensor() && !bind_as_constant[i]) {
       const at::Tensor& t = v.toTensor();
-      Expr p = bb.Param("in" + std::to_string(i), t.sizes().vec(), RelaxDType(t.scalar_type()));
+      bool channels_last = IsChannelsLastInput(t);
+      std::vector<int64_t> shape = t.sizes().vec();
+      if (channels_last) shape = {shape[0], shape[2], shape[3], shape[1]};
+      Expr p = bb.Param("in" + std::to_string(i), shape, RelaxDType(t.scalar_type()));
       params.push_back(p);
       result.param_inputs.push_back(i);
+      result.channels_last_params.push_back(channels_last);
       env[in] = LoweredValue::OfTensor(p);
     } else {
       // Weights and every non-tensor input are baked into the module; the
@@ -40,6 +45,14 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
   }
   bb.BeginFunction(params);
   for (auto& kv : env) {
+    if (kv.second.kind == LoweredValue::Kind::kTensor) {  // a parameter
+      for (size_t k = 0; k < params.size(); ++k) {
+        if (result.channels_last_params[k] && params[k].same_as(kv.second.tensor)) {
+          kv.second.tensor = bb.Op("permute_dims", params[k], IntArray(kToNchw));
+        }
+      }
+      continue;
+    }
     if (kv.second.kind == LoweredValue::Kind::kConstant && kv.second.constant.isTensor()) {
       kv.second = LoweredValue::OfTensor(bb.Constant(kv.second.constant.toTensor()));
     }
@@ -78,10 +91,21 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
   for (const Value* out : graph.outputs()) {
     const LoweredValue& v = env.at(out);
     if (v.kind == LoweredValue::Kind::kTensor) {
-      flat_outputs.push_back(v.tensor);
+      // Handed out with the strides eager gave it when the graph was profiled.
+      bool channels_last = false;
+      if (auto type = out->type()->cast<c10::TensorType>()) {
+        auto sizes = type->sizes().concrete_sizes();
+        auto strides = type->strides().concrete_sizes();
+        channels_last = sizes && strides && IsChannelsLastStrides(*sizes, *strides) &&
+                        bb.InfoOf(v.tensor).shape == *sizes;
+      }
+      flat_outputs.push_back(channels_last ? bb.Op("permute_dims", v.tensor, IntArray(kToNhwc))
+                                           : v.tensor);
+      result.channels_last_outputs.push_back(channels_last);
       result.output_arity.push_back(-1);
     } else if (v.kind == LoweredValue::Kind::kTensorList) {
       flat_outputs.insert(flat_outputs.end(), v.tensors.begin(), v.tensors.end());
+      result.channels_last_outputs.resize(flat_outputs.size(), false);
       result.output_arity.push_back(static_cast<int64_t>(v.tensors.size()));
     } else {
       result.constant_outputs.push_back(v.constant);

@@ -16,6 +16,10 @@ namespace torch_tvm::convert {
 struct ConvertedGraph {
   ObjectRef ir_module;               // tvm.IRModule with a "main" function
   std::vector<size_t> param_inputs;  // graph input index of each Relax parameter, in order
+  // Per Relax parameter / flat Relax output: passed as the NHWC view of a
+  // channels-last NCHW tensor (common/dlpack_bridge.h).
+  std::vector<bool> channels_last_params;
+  std::vector<bool> channels_last_outputs;
   // For each graph output, how many flat Relax outputs it takes: -1 for a
   // single tensor, n >= 0 for a list of n tensors, kConstantOutput for a value
   // fixed at compile time (taken in order from constant_outputs).

@@ -80,6 +80,8 @@ std::shared_ptr<GroupRunner::Entry> GroupRunner::CompileEntry(
     auto converted = convert::ConvertGraph(*graph_, inputs, bind_as_constant_);
     entry->fn = compile::CompileRelax(converted.ir_module, options);
     entry->param_inputs = std::move(converted.param_inputs);
+    entry->channels_last_params = std::move(converted.channels_last_params);
+    entry->channels_last_outputs = std::move(converted.channels_last_outputs);
     entry->output_arity = std::move(converted.output_arity);
     entry->constant_outputs = std::move(converted.constant_outputs);
   } catch (const std::exception& e) {
@@ -106,8 +108,11 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
                               Stack& stack) {
   std::vector<tvm::ffi::Tensor> args;
   args.reserve(entry.param_inputs.size());
-  for (size_t idx : entry.param_inputs) {
-    at::Tensor t = inputs[idx].toTensor();
+  for (size_t k = 0; k < entry.param_inputs.size(); ++k) {
+    at::Tensor t = inputs[entry.param_inputs[k]].toTensor();
+    // The spec key guarantees a channels-last input here: its NHWC view is
+    // contiguous, no copy.
+    if (entry.channels_last_params[k]) t = t.permute(kToNhwc);
     if (NeedsCopyForTvm(t)) {
       // A fresh allocation is contiguous and 64-byte aligned.
       t = t.clone(at::MemoryFormat::Contiguous);
@@ -116,6 +121,10 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
     args.push_back(ToTvm(t));
   }
   std::vector<tvm::ffi::Tensor> flat = entry.fn->Run(args);
+  auto output = [&](size_t i) {
+    at::Tensor t = FromTvm(flat.at(i));
+    return entry.channels_last_outputs.at(i) ? t.permute(kToNchw) : t;
+  };
   torch::jit::drop(stack, inputs.size());
   size_t pos = 0, constant_pos = 0;
   for (int64_t arity : entry.output_arity) {
@@ -124,10 +133,10 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
       // A constant tensor is handed out fresh, so callers may mutate it.
       torch::jit::push(stack, v.isTensor() ? c10::IValue(v.toTensor().clone()) : v);
     } else if (arity < 0) {
-      torch::jit::push(stack, FromTvm(flat.at(pos++)));
+      torch::jit::push(stack, output(pos++));
     } else {
       c10::List<at::Tensor> list;
-      for (int64_t k = 0; k < arity; ++k) list.push_back(FromTvm(flat.at(pos++)));
+      for (int64_t k = 0; k < arity; ++k) list.push_back(output(pos++));
       torch::jit::push(stack, std::move(list));
     }
   }

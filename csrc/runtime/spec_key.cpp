@@ -2,6 +2,8 @@
 
 #include <sstream>
 
+#include "common/dlpack_bridge.h"
+
 namespace torch_tvm::runtime {
 
 namespace {
@@ -9,7 +11,7 @@ namespace {
 void AppendTensor(std::ostringstream& os, const at::Tensor& t, bool bound) {
   os << 'T' << c10::toString(t.scalar_type()) << '@' << t.device() << '[';
   for (auto s : t.sizes()) os << s << ',';
-  os << (t.is_contiguous() ? "]c" : "]s");
+  os << (t.is_contiguous() ? "]c" : IsChannelsLastInput(t) ? "]l" : "]s");
   if (bound) {
     // A weight is compiled in as a constant: the compiled code is only valid
     // for this storage at this version.

@@ -116,6 +116,11 @@ CASES = [
     ("batch_norm", "x, m, v, g, b: F.batch_norm(x, m, v, g, b, False, 0.1, 1e-5)", [(N, C, H, W), (C,), P((C,)), (C,), (C,)]),
     ("batch_norm_no_affine", "x, m, v: F.batch_norm(x, m, v, eps=1e-3)", [(N, C, H, W), (C,), P((C,))]),
     ("batch_norm_1d", "x, m, v, g, b: F.batch_norm(x, m, v, g, b)", [(N, C, L), (C,), P((C,)), (C,), (C,)]),
+    # Training mode without running statistics: batch statistics (timm's StdConv2d).
+    ("batch_norm_batch_stats", "x, g, b: F.batch_norm(x, None, None, g, b, True, 0.0, 1e-5)", [(N, C, H, W), (C,), (C,)]),
+    ("batch_norm_batch_stats_3d", "x: F.batch_norm(x, None, None, training=True, eps=1e-6)", [(1, O, C * H)]),
+    ("reshape_as", "x, y: (x * 2).reshape_as(y) + y", [(N, C * H), (N, C, H)]),
+    ("view_as", "x, y: (x + 1).view_as(y) * y", [(N, S, D), (N * S, D)]),
     ("layer_norm", f"x, g, b: F.layer_norm(x, [{D}], g, b)", [(N, S, D), (D,), (D,)]),
     ("layer_norm_no_affine_2d", f"x: F.layer_norm(x, [{H}, {W}], eps=1e-3)", [(N, C, H, W)]),
     ("group_norm", "x, g, b: F.group_norm(x, 3, g, b)", [(N, 6, H, W), (6,), (6,)]),
@@ -322,3 +327,26 @@ def test_integer_pow_with_tensor_exponent_stays_in_pytorch(mode):
     assert sorted(o["op"] for o in report.outside) == ["aten::pow.Scalar",
                                                         "aten::pow.Tensor_Tensor"], report.outside
     assert report.num_fallbacks == 0, str(report)
+
+
+def _bn_training_with_stats(x, m, v):
+    return torch.relu(F.batch_norm(x * 2, m, v, None, None, True, 0.1, 1e-5)) + 1
+
+
+def test_training_batch_norm_with_running_stats_stays_in_pytorch():
+    # It updates the running statistics in place: left to PyTorch, with that reason.
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn(N, C, H, W, generator=gen)
+    m, v = torch.zeros(C), torch.ones(C)
+    m_ref, v_ref = m.clone(), v.clone()
+    module = jit(_bn_training_with_stats, [x, m, v])
+    m.copy_(m_ref), v.copy_(v_ref)  # tracing ran it once
+    out, graph = run_jitted(module, x, m, v, calls=3)
+    for _ in range(3):
+        expected = _bn_training_with_stats(x, m_ref, v_ref)
+    torch.testing.assert_close(out, expected)
+    torch.testing.assert_close((m, v), (m_ref, v_ref))  # updated in place as eager does
+    assert "aten::batch_norm" in outside_aten_ops(graph), graph
+    report = torch_tvm.explain(module, (x, m, v))
+    reasons = {o["op"]: o["reason"] for o in report.outside}
+    assert "updates its running statistics" in reasons["aten::batch_norm"], reasons

@@ -10,6 +10,11 @@ void Reshape(ConvertContext& ctx) {
   ctx.SetOutput(0, ctx.bb.Op("reshape", ctx.Tensor(0), IntArray(ctx.Ints(1))));
 }
 
+// reshape_as / view_as: other's shape.
+void ReshapeAs(ConvertContext& ctx) {
+  ctx.SetOutput(0, ctx.bb.Op("reshape", ctx.Tensor(0), IntArray(ctx.Info(1).shape)));
+}
+
 // (self, start_dim, end_dim)
 void Flatten(ConvertContext& ctx) {
   TensorInfo info = ctx.Info(0);
@@ -134,6 +139,8 @@ std::optional<std::string> NotConstantPad(const torch::jit::Node* n) {
 TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::reshape", Reshape);
   reg.Register("aten::view", Reshape);
+  reg.Register("aten::reshape_as", ReshapeAs);
+  reg.Register("aten::view_as", ReshapeAs);
   reg.Register("aten::flatten.using_ints", Flatten);
   reg.Register("aten::contiguous", [](ConvertContext& c) { c.SetOutput(0, c.Tensor(0)); });
   reg.Register("aten::cat", Cat);
