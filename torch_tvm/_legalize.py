@@ -356,6 +356,33 @@ def _te_reduce_axes(a, axes, kind, mean, keep):
                       name="T_mean")
 
 
+# Block name of a column reduction; _schedule_reduction gives it its own schedule.
+COLUMN_REDUCE = "T_colreduce"
+
+
+def _column_reduce(bb, x, axes, mean, keep, call):
+    """A sum / mean over a run of middle axes (a spatial mean of an NHWC
+    tensor): x viewed as (outer, length, inner), reduced over the middle, so
+    that the inner axis stays contiguous and is vectorised across."""
+    shape = _shape(x)
+    outer = math.prod(shape[:axes[0]])
+    length = math.prod(shape[a] for a in axes)
+    inner = math.prod(shape[axes[-1] + 1:])
+    x3 = bb.emit(relax.op.reshape(x, [outer, length, inner]))
+    scale = tirx.const(1.0 / length, "float32")
+
+    def te_fn(a):
+        k = te.reduce_axis((_i64(0), _i64(length)), name="k")
+        r = te.compute((_i64(outer), _i64(inner)), lambda o, i: te.sum(a[o, k, i], axis=k),
+                       name=COLUMN_REDUCE)
+        if not mean:
+            return r
+        return te.compute(r.shape, lambda o, i: r[o, i] * scale, name="T_mean")
+    flat = bb.emit(bb.call_te(te_fn, x3, primfunc_name_hint="mean" if mean else "sum"))
+    out_shape = [int(d) for d in call.ty.shape.values]
+    return flat if out_shape == [outer, inner] else relax.op.reshape(flat, out_shape)
+
+
 def _reduce_rule(kind, mean):
     """sum / mean / max: over trailing axes through the flat view, else
     directly; max keeps NaN like torch."""
@@ -367,6 +394,8 @@ def _reduce_rule(kind, mean):
         axes = sorted(int(a) % nd for a in (call.attrs.axis or range(nd)))
         keep = bool(call.attrs.keepdims)
         lead = _trailing_axes(call, axes)
+        if lead is None and kind == "sum" and axes == list(range(axes[0], axes[-1] + 1)):
+            return _column_reduce(bb, x, axes, mean, keep, call)
         if lead is None:
             return bb.call_te(lambda a: _te_reduce_axes(a, axes, kind, mean, keep), x,
                               primfunc_name_hint="mean" if mean else kind)

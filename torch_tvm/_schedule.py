@@ -20,6 +20,7 @@ from tvm.s_tir.dlight.base import get_extent
 from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 from tvm.target.codegen import llvm_get_vector_width
 
+from ._legalize import COLUMN_REDUCE
 from ._schedule_reduction import CPURowReduction, vectorise_spatial
 
 
@@ -170,6 +171,9 @@ class CPUChannelVectorPooling(CPUParallelVectorize):
         infos = normalize_prim_func(probe)
         if not infos or not any(_is_channel_vector_reduction(probe, i) for i in infos):
             return None
+        if any(probe.get(i.block_rv).name_hint == COLUMN_REDUCE for i in infos):
+            return None  # CPURowReduction's column schedule also splits the channels
+
         return super().apply(func, target, tunable)
 
 

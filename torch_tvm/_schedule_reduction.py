@@ -28,6 +28,8 @@ from tvm.s_tir.dlight.analysis import normalize_prim_func
 from tvm.s_tir.dlight.base import get_extent
 from tvm.s_tir.dlight.cpu.base import CPUScheduleRule
 
+from ._legalize import COLUMN_REDUCE
+
 _LOG = logging.getLogger("torch_tvm.schedule")
 
 # Rows fewer than this (per thread) get their reductions split across threads.
@@ -159,6 +161,9 @@ class CPURowReduction(CPUScheduleRule):
                 continue
             if set(kinds[n_s:]) != {"R"}:
                 raise ValueError("interleaved spatial/reduction loops")
+            if sch.get(info.block_rv).name_hint == COLUMN_REDUCE:
+                _schedule_column(sch, info.block_rv, lanes)
+                continue
             rows = _product([_extent(sch, lp) for lp in loops[:n_s]]) if n_s else 1
             length = _product([_extent(sch, lp) for lp in loops[n_s:]])
             if rows < threads * _MIN_ROWS_PER_THREAD and length >= _MIN_SPLIT_LENGTH:
@@ -170,6 +175,26 @@ class CPURowReduction(CPUScheduleRule):
                 rf = _rfactor_lanes(sch, info.block_rv, lanes)
                 if rf is not None:
                     _vectorise_rf(sch, rf)
+
+
+def _schedule_column(sch, block, lanes):
+    """out[o, i] = sum_k x[o, k, i] (_legalize's column reduction): the inner
+    axis i stays innermost and vectorised, k runs outside it, so every load is
+    a contiguous vector and the accumulator is one vector per lane group.
+    Outer rows and vector groups run in parallel."""
+    *outer, i, k = sch.get_loops(block)  # a unit outer loop is normalised away
+    inner = _extent(sch, i)
+    if inner is not None and inner % lanes == 0 and inner >= lanes:
+        i0, i1 = sch.split(i, factors=[None, lanes])
+        sch.reorder(*outer, i0, k, i1)
+        sch.parallel(sch.fuse(*outer, i0) if outer else i0)
+        sch.vectorize(i1)  # before decompose_reduction, which vectorize() then refuses
+        init = sch.decompose_reduction(block, k)
+        sch.vectorize(sch.get_loops(init)[-1])
+    else:
+        sch.reorder(*outer, k, i)
+        if outer:
+            sch.parallel(sch.fuse(*outer) if len(outer) > 1 else outer[0])
 
 
 def _prefix_with_product(extents, target):

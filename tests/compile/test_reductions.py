@@ -195,3 +195,35 @@ def run_tvm_model(model, x):
             out = module(x)
     assert GROUP_KIND in str(torch.jit.last_executed_optimized_graph())
     return out
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_spatial_mean_of_channels_last_reduces_columns_vectorised(keepdim):
+    """mean over H, W of an NHWC tensor: (rows, H*W, C) reduced over the middle
+    axis, C innermost in vector groups, the H*W loop outside them, rows and
+    channel groups in parallel."""
+    x = torch.randn(2, 64, 7, 9).to(memory_format=torch.channels_last)
+    scripts = _scripts(_lowered(lambda t: t.mean((2, 3), keepdim=keepdim), [x]))
+    (text,) = [t for n, t in scripts.items() if "mean" in n]
+    assert 'T.sblock("T_colreduce_update")' in text, text
+    lanes = torch_tvm._C.host_vector_width() // 32
+    assert f"T.parallel(T.int64({2 * 64 // lanes}))" in text, text  # rows x channel groups
+    lines = text.splitlines()
+    k_loop = next(i for i, ln in enumerate(lines) if "in range(T.int64(63))" in ln)
+    assert f"T.vectorized(T.int64({lanes}))" in lines[k_loop + 1], text  # lanes inside k
+
+
+@pytest.mark.parametrize("shape", [(2, 64, 7, 9), (1, 5, 3, 3), (3, 24, 1, 13)])
+def test_spatial_mean_and_sum_of_channels_last_match_eager(shape):
+    torch_tvm.enable(min_group_size=1)
+    x = _edge(*shape).to(memory_format=torch.channels_last)
+
+    def fn(t):
+        return t.mean((2, 3), keepdim=True) * t, t.sum((1, 2))
+    module = torch.jit.trace(fn, (x,))
+    with torch.no_grad():
+        for _ in range(3):
+            out = module(x)
+        ref = fn(x)
+    assert GROUP_KIND in str(torch.jit.last_executed_optimized_graph())
+    assert_outputs_close(out, ref, rtol=1e-5, atol=1e-5, equal_nan=True)
