@@ -27,16 +27,29 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
   for (size_t i = 0; i < inputs.size(); ++i) {
     const Value* in = graph.inputs()[i];
     const c10::IValue& v = inputs[i];
-    if (v.isTensor() && !bind_as_constant[i]) {
-      const at::Tensor& t = v.toTensor();
+    auto add_param = [&](const at::Tensor& t, int64_t element) {
       bool channels_last = IsChannelsLastInput(t);
       std::vector<int64_t> shape = t.sizes().vec();
       if (channels_last) shape = {shape[0], shape[2], shape[3], shape[1]};
-      Expr p = bb.Param("in" + std::to_string(i), shape, RelaxDType(t.scalar_type()));
+      std::string name = "in" + std::to_string(i);
+      if (element != ConvertedGraph::kWholeInput) name += "_" + std::to_string(element);
+      Expr p = bb.Param(name, shape, RelaxDType(t.scalar_type()));
       params.push_back(p);
-      result.param_inputs.push_back(i);
+      result.param_inputs.push_back({i, element});
       result.channels_last_params.push_back(channels_last);
-      env[in] = LoweredValue::OfTensor(p);
+      return p;
+    };
+    if (v.isTensor() && !bind_as_constant[i]) {
+      env[in] = LoweredValue::OfTensor(add_param(v.toTensor(), ConvertedGraph::kWholeInput));
+    } else if (v.isTensorList() && !bind_as_constant[i]) {
+      // A list computed at run time: each element is a parameter (baking the
+      // values in would go stale: the spec key has shapes, not data).
+      std::vector<Expr> items;
+      auto tensors = v.toTensorVector();
+      for (size_t k = 0; k < tensors.size(); ++k) {
+        items.push_back(add_param(tensors[k], static_cast<int64_t>(k)));
+      }
+      env[in] = LoweredValue::OfTensorList(std::move(items));
     } else {
       // Weights and every non-tensor input are baked into the module; the
       // group operator keys its cache on them.
@@ -44,13 +57,21 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     }
   }
   bb.BeginFunction(params);
+  // Channels-last parameters are used through their NCHW permute.
+  auto as_nchw = [&](Expr& e) {
+    for (size_t k = 0; k < params.size(); ++k) {
+      if (result.channels_last_params[k] && params[k].same_as(e)) {
+        e = bb.Op("permute_dims", params[k], IntArray(kToNchw));
+      }
+    }
+  };
   for (auto& kv : env) {
     if (kv.second.kind == LoweredValue::Kind::kTensor) {  // a parameter
-      for (size_t k = 0; k < params.size(); ++k) {
-        if (result.channels_last_params[k] && params[k].same_as(kv.second.tensor)) {
-          kv.second.tensor = bb.Op("permute_dims", params[k], IntArray(kToNchw));
-        }
-      }
+      as_nchw(kv.second.tensor);
+      continue;
+    }
+    if (kv.second.kind == LoweredValue::Kind::kTensorList) {  // a list of parameters
+      for (Expr& e : kv.second.tensors) as_nchw(e);
       continue;
     }
     if (kv.second.kind == LoweredValue::Kind::kConstant && kv.second.constant.isTensor()) {

@@ -15,7 +15,14 @@ namespace torch_tvm::convert {
 
 struct ConvertedGraph {
   ObjectRef ir_module;               // tvm.IRModule with a "main" function
-  std::vector<size_t> param_inputs;  // graph input index of each Relax parameter, in order
+  // Where each Relax parameter comes from, in order: a graph input, and for a
+  // runtime tensor list the element (kWholeInput for a plain tensor input).
+  struct ParamSource {
+    size_t input;
+    int64_t element;
+  };
+  static constexpr int64_t kWholeInput = -1;
+  std::vector<ParamSource> param_inputs;
   // Per Relax parameter / flat Relax output: passed as the NHWC view of a
   // channels-last NCHW tensor (common/dlpack_bridge.h).
   std::vector<bool> channels_last_params;

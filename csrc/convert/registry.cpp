@@ -1,5 +1,6 @@
 #include "convert/registry.h"
 
+#include <set>
 #include <stdexcept>
 
 namespace torch_tvm::convert {
@@ -138,6 +139,14 @@ bool IsPlumbing(const Node* node) {
   }
   const Converter* conv = ConverterRegistry::Global().Find(SchemaKey(node));
   return conv && conv->compile_time;
+}
+
+bool IsPureView(const Node* node) {
+  static const std::set<std::string> views = {
+      "aten::slice.Tensor", "aten::select.int", "aten::unbind.int", "aten::narrow", "aten::view",
+      "aten::unsqueeze", "aten::squeeze", "aten::squeeze.dim", "aten::squeeze.dims",
+      "aten::expand", "aten::expand_as", "aten::view_as", "aten::alias", "aten::detach"};
+  return views.count(SchemaKey(node)) > 0;
 }
 
 std::optional<std::string> UnsupportedReason(const Node* node) {

@@ -104,6 +104,12 @@ std::string SchemaKey(const torch::jit::Node* node);
 // with real compute, never counted towards a group's size.
 bool IsPlumbing(const torch::jit::Node* node);
 
+// True for ops whose eager result is always a view of their input (slice,
+// select, view, squeeze/unsqueeze, expand...): free in PyTorch, a copy in TVM.
+// A group of nothing else is not worth forming. permute/transpose are not
+// here: a reshape or contiguous after them copies in eager too.
+bool IsPureView(const torch::jit::Node* node);
+
 // Why `node` cannot go into a TVM group, or nullopt when it can.
 std::optional<std::string> UnsupportedReason(const torch::jit::Node* node);
 

@@ -23,6 +23,14 @@ namespace {
 
 bool IsStructural(const Node* n) { return convert::IsPlumbing(n); }
 
+// A group whose compute is views only: eager returns them for free.
+bool OnlyViews(const Node* group) {
+  for (const Node* n : group->g(c10::attr::Subgraph)->nodes()) {
+    if (!IsStructural(n) && !convert::IsPureView(n)) return false;
+  }
+  return true;
+}
+
 class Fuser {
  public:
   Fuser(std::shared_ptr<Graph> graph, int64_t min_group_size)
@@ -120,7 +128,8 @@ class Fuser {
     for (auto it = block->nodes().begin(); it != block->nodes().end();) {
       Node* n = *it++;
       for (Block* sub : n->blocks()) DissolveSmallGroups(sub);
-      if (n->kind() == CompilationGroupKind() && GroupComputeSize(n) < min_group_size_) {
+      if (n->kind() == CompilationGroupKind() &&
+          (GroupComputeSize(n) < min_group_size_ || OnlyViews(n))) {
         SubgraphUtils::unmergeSubgraph(n);
       }
     }

@@ -5,7 +5,8 @@
 // move is topologically valid, so no node crosses a mutation it could observe.
 // Nodes touching values that are ever written in place are never grouped:
 // TVM code returns fresh buffers, which would break aliasing the graph relies
-// on. Groups smaller than `min_group_size` compute nodes are dissolved again.
+// on. Groups smaller than `min_group_size` compute nodes, and groups of views
+// only (convert::IsPureView), are dissolved again.
 #pragma once
 
 #include <torch/csrc/jit/ir/ir.h>

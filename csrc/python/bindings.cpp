@@ -95,8 +95,8 @@ void CollectOutside(torch::jit::Block* block, py::list& outside, py::list& group
     d["op"] = convert::SchemaKey(n);
     auto reason = convert::UnsupportedReason(n);
     if (!reason) {
-      reason = "supported, but left outside: group below min_group_size or a merge was not "
-               "provably safe (aliasing/mutation)";
+      reason = "supported, but left outside: group below min_group_size, views only, or a "
+               "merge was not provably safe (aliasing/mutation)";
     }
     d["reason"] = *reason;
     outside.append(d);

@@ -109,7 +109,10 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
   std::vector<tvm::ffi::Tensor> args;
   args.reserve(entry.param_inputs.size());
   for (size_t k = 0; k < entry.param_inputs.size(); ++k) {
-    at::Tensor t = inputs[entry.param_inputs[k]].toTensor();
+    const auto& src = entry.param_inputs[k];
+    at::Tensor t = src.element == convert::ConvertedGraph::kWholeInput
+                       ? inputs[src.input].toTensor()
+                       : inputs[src.input].toTensorList().get(src.element);
     // The spec key guarantees a channels-last input here: its NHWC view is
     // contiguous, no copy.
     if (entry.channels_last_params[k]) t = t.permute(kToNhwc);

@@ -19,6 +19,7 @@
 
 #include "common/options.h"
 #include "compile/compiler.h"
+#include "convert/graph_converter.h"
 
 namespace torch_tvm::runtime {
 
@@ -52,7 +53,7 @@ class GroupRunner {
  private:
   struct Entry {
     std::shared_ptr<compile::CompiledFunction> fn;
-    std::vector<size_t> param_inputs;
+    std::vector<convert::ConvertedGraph::ParamSource> param_inputs;
     std::vector<bool> channels_last_params, channels_last_outputs;
     std::vector<int64_t> output_arity;
     std::vector<c10::IValue> constant_outputs;

@@ -93,6 +93,28 @@ def test_min_group_size_dissolves_small_groups():
     torch.testing.assert_close(out, _two_ops(x))
 
 
+def _views_only(x):
+    return x[:, 1:].unsqueeze(0)[..., :3]
+
+
+def _views_then_compute(x):
+    return x[:, 1:].unsqueeze(0) * 2.0
+
+
+def test_a_group_of_views_only_is_not_formed():
+    # Eager returns views for free; a group would copy. With compute, they group.
+    torch_tvm.enable(min_group_size=1)
+    x = torch.randn(4, 6, 5)
+    module = jit(_views_only, [x])
+    out, graph = run_jitted(module, x)
+    assert GROUP_KIND not in str(graph), graph
+    assert out.data_ptr() != x.data_ptr() and out._base is x  # still a view, as in eager
+    torch.testing.assert_close(out, _views_only(x))
+    out, graph = run_tvm(_views_then_compute, x, return_graph=True)
+    assert len(group_nodes(graph)) == 1 and outside_aten_ops(graph) == [], graph
+    torch.testing.assert_close(out, _views_then_compute(x))
+
+
 def _control_flow(x, flag: bool, n: int):
     if flag:
         y = torch.relu(x * 2.0 + 1.0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import threading
 import warnings
+from typing import List
 
 import pytest
 import torch
@@ -193,6 +194,28 @@ def test_non_tensor_inputs_are_part_of_the_key():
             out = module(x, s)
         torch.testing.assert_close(out, _scaled(x, s))
         assert delta(before)["cache_misses"] == misses, (s, delta(before))
+
+
+@torch.jit.script
+def _cat_list(xs: List[torch.Tensor]):
+    return torch.cat(xs, 0) * 2.0
+
+
+def test_a_tensor_list_input_is_read_at_every_call():
+    # The list's tensors are parameters: values are never baked into the
+    # compiled code (the key holds their shapes, not their data).
+    torch_tvm.enable(min_group_size=1)
+    a, b = torch.randn(2, 3), torch.randn(4, 3)
+    run_jitted(_cat_list, [a, b], calls=3)
+    for xs in ([torch.randn(2, 3), torch.randn(4, 3)], [a, b],
+               [torch.randn(2, 3).t().contiguous().t(), torch.randn(4, 3)]):
+        before = snapshot()
+        with torch.no_grad():
+            out = _cat_list(xs)
+        torch.testing.assert_close(out, torch.cat(xs, 0) * 2.0)
+        assert delta(before)["fallback_calls"] == 0
+    graph = torch.jit.last_executed_optimized_graph()
+    assert GROUP_KIND in str(graph), graph
 
 
 def test_compile_settings_are_part_of_the_key():

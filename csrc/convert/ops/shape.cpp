@@ -15,6 +15,18 @@ void ReshapeAs(ConvertContext& ctx) {
   ctx.SetOutput(0, ctx.bb.Op("reshape", ctx.Tensor(0), IntArray(ctx.Info(1).shape)));
 }
 
+// unflatten.int(self, dim, sizes): dim split into sizes (one may be -1).
+void Unflatten(ConvertContext& ctx) {
+  TensorInfo info = ctx.Info(0);
+  if (info.ndim() == 0) throw std::runtime_error("unflatten of a 0-d tensor");
+  int64_t dim = NormalizeDim(ctx.Int(1), info.ndim());
+  std::vector<int64_t> sizes = ctx.Ints(2);
+  std::vector<int64_t> shape(info.shape.begin(), info.shape.begin() + dim);
+  shape.insert(shape.end(), sizes.begin(), sizes.end());
+  shape.insert(shape.end(), info.shape.begin() + dim + 1, info.shape.end());
+  ctx.SetOutput(0, ctx.bb.Op("reshape", ctx.Tensor(0), IntArray(shape)));
+}
+
 // (self, start_dim, end_dim)
 void Flatten(ConvertContext& ctx) {
   TensorInfo info = ctx.Info(0);
@@ -142,6 +154,7 @@ TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::reshape_as", ReshapeAs);
   reg.Register("aten::view_as", ReshapeAs);
   reg.Register("aten::flatten.using_ints", Flatten);
+  reg.Register("aten::unflatten.int", Unflatten);
   reg.Register("aten::contiguous", [](ConvertContext& c) { c.SetOutput(0, c.Tensor(0)); });
   reg.Register("aten::cat", Cat);
   reg.Register("aten::constant_pad_nd", [](ConvertContext& c) { ConstantPad(c, 2); });
@@ -174,6 +187,13 @@ TORCH_TVM_CONVERTERS(shape) {
     c10::impl::GenericList list(type);
     for (size_t i = 0; i < c.NumInputs(); ++i) list.push_back(c.Constant(i));
     c.SetOutputConstant(0, std::move(list));
+  });
+  // list[i] of a tensor list (scripted code indexing unbind/split/chunk results).
+  reg.Register("aten::__getitem__.t", [](ConvertContext& c) {
+    auto items = c.TensorList(0);
+    int64_t n = static_cast<int64_t>(items.size()), i = c.Int(1);
+    if (i < -n || i >= n) throw std::runtime_error("list index out of range");
+    c.SetOutput(0, items[i < 0 ? i + n : i]);
   });
   reg.Register("prim::ListUnpack", [](ConvertContext& c) {
     auto items = c.TensorList(0);
