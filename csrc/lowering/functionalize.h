@@ -1,6 +1,7 @@
 // Rewrites in-place tensor ops (add_, relu_, ...) into their functional forms
 // where AliasDb proves no other value can observe the mutation. What is left
 // in place stays out of TVM groups, because TVM code writes fresh buffers.
+// In-place dropout with train=False (a no-op returning its input) is removed.
 #pragma once
 
 #include <torch/csrc/jit/ir/ir.h>

@@ -254,6 +254,7 @@ CASES = [
     ("unflatten", "x: (x + 1.0).unflatten(-1, (2, -1)) * 2.0", [(N, S, D)]),
     ("slice_open_end", "x: x[..., 2:] + 1.0", [(N, S, D)]),
     ("expand", "x: x[:, :1].expand(-1, 5, -1) + 1.0", [(N, S, D)]),
+    ("expand_as", "x, y: torch.sigmoid(x).expand_as(y) * y", [(N, 1, 1), (N, S, D)]),
     ("sdpa", "q, k, v: F.scaled_dot_product_attention(q, k, v)", [(N, 2, S, D), (N, 2, 5, D), (N, 2, 5, D)]),
     ("sdpa_causal", "q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True)", [(N, 2, S, D), (N, 2, S, D), (N, 2, S, D)]),
     ("sdpa_float_mask", "q, k, v, m: F.scaled_dot_product_attention(q, k, v, attn_mask=m)", [(N, 2, S, D), (N, 2, S, D), (N, 2, S, D), (S, S)]),

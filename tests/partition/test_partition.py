@@ -115,6 +115,24 @@ def test_a_group_of_views_only_is_not_formed():
     torch.testing.assert_close(out, _views_then_compute(x))
 
 
+@pytest.mark.parametrize("script", [False, True], ids=["trace", "script"])
+def test_in_place_dropout_in_eval_is_removed(script):
+    # torchvision's classifiers use Dropout(inplace=True): a no-op in eval,
+    # it must not split the graph (it cannot be made functional otherwise).
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Dropout(0.3, inplace=True),
+                          nn.Linear(8, 4)).eval()
+    x = torch.randn(3, 6)
+    module = jit(model, [x], script=script)
+    if script:
+        module = torch.jit.freeze(module)
+    out, graph = run_jitted(module, x)
+    assert outside_aten_ops(graph) == [], graph
+    assert len(group_nodes(graph)) == 1, graph
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x), rtol=1e-5, atol=1e-6)
+
+
 def _control_flow(x, flag: bool, n: int):
     if flag:
         y = torch.relu(x * 2.0 + 1.0)

@@ -89,6 +89,10 @@ TORCH_TVM_CONVERTERS(indexing) {
   reg.Register("aten::embedding", Embedding);
   reg.Register("aten::slice.Tensor", Slice);
   reg.Register("aten::expand", Expand);
+  // expand_as(self, other): other's shape (ECA / SE attention gates).
+  reg.Register("aten::expand_as", [](ConvertContext& c) {
+    c.SetOutput(0, c.bb.Op("broadcast_to", c.Tensor(0), c.bb.Shape(c.Info(1).shape)));
+  });
   reg.Register("aten::select.int", Select);
   reg.Register("aten::unbind.int", Unbind);
 }
