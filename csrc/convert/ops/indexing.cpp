@@ -1,4 +1,4 @@
-// Indexing and broadcasting: embedding, slice, select, unbind, expand.
+// Indexing and broadcasting: embedding, slice, expand, expand_as.
 #include <limits>
 
 #include "convert/ops/op_helpers.h"
@@ -38,36 +38,6 @@ void Slice(ConvertContext& ctx) {
                          bb.IntTuple({end}), bb.IntTuple({step}), true));
 }
 
-// x[..., index, ...] along dim, the dim removed.
-Expr SelectAt(ConvertContext& ctx, const Expr& x, int64_t dim, int64_t index) {
-  auto& bb = ctx.bb;
-  TensorInfo info = bb.InfoOf(x);
-  int64_t n = info.shape.at(dim);
-  if (index < -n || index >= n) {
-    throw std::runtime_error("index " + std::to_string(index) + " out of range for size " +
-                             std::to_string(n));
-  }
-  if (index < 0) index += n;
-  Expr piece = bb.Op("strided_slice", x, bb.IntTuple({dim}), bb.IntTuple({index}),
-                     bb.IntTuple({index + 1}), bb.IntTuple({1}), true);
-  return bb.Op("squeeze", piece, IntArray({dim}));
-}
-
-// select.int(self, dim, index)
-void Select(ConvertContext& ctx) {
-  int64_t dim = NormalizeDim(ctx.Int(1), ctx.Info(0).ndim());
-  ctx.SetOutput(0, SelectAt(ctx, ctx.Tensor(0), dim, ctx.Int(2)));
-}
-
-// unbind.int(self, dim): every select along dim.
-void Unbind(ConvertContext& ctx) {
-  TensorInfo info = ctx.Info(0);
-  int64_t dim = NormalizeDim(ctx.Int(1), info.ndim());
-  std::vector<Expr> pieces;
-  for (int64_t i = 0; i < info.shape[dim]; ++i) pieces.push_back(SelectAt(ctx, ctx.Tensor(0), dim, i));
-  ctx.SetOutputList(0, pieces);
-}
-
 // expand(self, size, implicit): -1 keeps a dimension.
 void Expand(ConvertContext& ctx) {
   TensorInfo info = ctx.Info(0);
@@ -93,8 +63,6 @@ TORCH_TVM_CONVERTERS(indexing) {
   reg.Register("aten::expand_as", [](ConvertContext& c) {
     c.SetOutput(0, c.bb.Op("broadcast_to", c.Tensor(0), c.bb.Shape(c.Info(1).shape)));
   });
-  reg.Register("aten::select.int", Select);
-  reg.Register("aten::unbind.int", Unbind);
 }
 
 }  // namespace torch_tvm::convert
