@@ -360,7 +360,7 @@ def _te_reduce_axes(a, axes, kind, mean, keep):
 COLUMN_REDUCE = "T_colreduce"
 
 
-def _column_reduce(bb, x, axes, mean, keep, call):
+def _column_reduce(bb, x, axes, mean, call):
     """A sum / mean over a run of middle axes (a spatial mean of an NHWC
     tensor): x viewed as (outer, length, inner), reduced over the middle, so
     that the inner axis stays contiguous and is vectorised across."""
@@ -395,7 +395,7 @@ def _reduce_rule(kind, mean):
         keep = bool(call.attrs.keepdims)
         lead = _trailing_axes(call, axes)
         if lead is None and kind == "sum" and axes == list(range(axes[0], axes[-1] + 1)):
-            return _column_reduce(bb, x, axes, mean, keep, call)
+            return _column_reduce(bb, x, axes, mean, call)
         if lead is None:
             return bb.call_te(lambda a: _te_reduce_axes(a, axes, kind, mean, keep), x,
                               primfunc_name_hint="mean" if mean else kind)

@@ -33,23 +33,17 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
       if (channels_last) shape = {shape[0], shape[2], shape[3], shape[1]};
       std::string name = "in" + std::to_string(i);
       if (element != ConvertedGraph::kWholeInput) name += "_" + std::to_string(element);
-      Expr p = bb.Param(name, shape, RelaxDType(t.scalar_type()));
-      params.push_back(p);
-      result.param_inputs.push_back({i, element});
-      result.channels_last_params.push_back(channels_last);
-      return p;
+      params.push_back(bb.Param(name, shape, RelaxDType(t.scalar_type())));
+      result.param_inputs.push_back({i, element, channels_last});
     };
     if (v.isTensor() && !bind_as_constant[i]) {
-      env[in] = LoweredValue::OfTensor(add_param(v.toTensor(), ConvertedGraph::kWholeInput));
+      add_param(v.toTensor(), ConvertedGraph::kWholeInput);
     } else if (v.isTensorList() && !bind_as_constant[i]) {
       // A list computed at run time: each element is a parameter (baking the
       // values in would go stale: the spec key has shapes, not data).
-      std::vector<Expr> items;
+      env[in] = LoweredValue::OfTensorList({});
       auto tensors = v.toTensorVector();
-      for (size_t k = 0; k < tensors.size(); ++k) {
-        items.push_back(add_param(tensors[k], static_cast<int64_t>(k)));
-      }
-      env[in] = LoweredValue::OfTensorList(std::move(items));
+      for (size_t k = 0; k < tensors.size(); ++k) add_param(tensors[k], static_cast<int64_t>(k));
     } else {
       // Weights and every non-tensor input are baked into the module; the
       // group operator keys its cache on them.
@@ -57,23 +51,18 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     }
   }
   bb.BeginFunction(params);
-  // Channels-last parameters are used through their NCHW permute.
-  auto as_nchw = [&](Expr& e) {
-    for (size_t k = 0; k < params.size(); ++k) {
-      if (result.channels_last_params[k] && params[k].same_as(e)) {
-        e = bb.Op("permute_dims", params[k], IntArray(kToNchw));
-      }
+  // Parameters enter the graph as values; channels-last ones through their NCHW permute.
+  for (size_t k = 0; k < params.size(); ++k) {
+    const auto& src = result.param_inputs[k];
+    Expr e = src.channels_last ? bb.Op("permute_dims", params[k], IntArray(kToNchw)) : params[k];
+    const Value* in = graph.inputs()[src.input];
+    if (src.element == ConvertedGraph::kWholeInput) {
+      env[in] = LoweredValue::OfTensor(e);
+    } else {
+      env[in].tensors.push_back(e);
     }
-  };
+  }
   for (auto& kv : env) {
-    if (kv.second.kind == LoweredValue::Kind::kTensor) {  // a parameter
-      as_nchw(kv.second.tensor);
-      continue;
-    }
-    if (kv.second.kind == LoweredValue::Kind::kTensorList) {  // a list of parameters
-      for (Expr& e : kv.second.tensors) as_nchw(e);
-      continue;
-    }
     if (kv.second.kind == LoweredValue::Kind::kConstant && kv.second.constant.isTensor()) {
       kv.second = LoweredValue::OfTensor(bb.Constant(kv.second.constant.toTensor()));
     }

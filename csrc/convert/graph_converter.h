@@ -16,16 +16,17 @@ namespace torch_tvm::convert {
 struct ConvertedGraph {
   ObjectRef ir_module;               // tvm.IRModule with a "main" function
   // Where each Relax parameter comes from, in order: a graph input, and for a
-  // runtime tensor list the element (kWholeInput for a plain tensor input).
+  // runtime tensor list the element (kWholeInput for a plain tensor input);
+  // channels_last: passed as the NHWC view of a channels-last NCHW tensor
+  // (common/dlpack_bridge.h).
   struct ParamSource {
     size_t input;
     int64_t element;
+    bool channels_last;
   };
   static constexpr int64_t kWholeInput = -1;
   std::vector<ParamSource> param_inputs;
-  // Per Relax parameter / flat Relax output: passed as the NHWC view of a
-  // channels-last NCHW tensor (common/dlpack_bridge.h).
-  std::vector<bool> channels_last_params;
+  // Per flat Relax output: returned NHWC, handed out as the NCHW view.
   std::vector<bool> channels_last_outputs;
   // For each graph output, how many flat Relax outputs it takes: -1 for a
   // single tensor, n >= 0 for a list of n tensors, kConstantOutput for a value

@@ -80,7 +80,6 @@ std::shared_ptr<GroupRunner::Entry> GroupRunner::CompileEntry(
     auto converted = convert::ConvertGraph(*graph_, inputs, bind_as_constant_);
     entry->fn = compile::CompileRelax(converted.ir_module, options);
     entry->param_inputs = std::move(converted.param_inputs);
-    entry->channels_last_params = std::move(converted.channels_last_params);
     entry->channels_last_outputs = std::move(converted.channels_last_outputs);
     entry->output_arity = std::move(converted.output_arity);
     entry->constant_outputs = std::move(converted.constant_outputs);
@@ -108,14 +107,13 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
                               Stack& stack) {
   std::vector<tvm::ffi::Tensor> args;
   args.reserve(entry.param_inputs.size());
-  for (size_t k = 0; k < entry.param_inputs.size(); ++k) {
-    const auto& src = entry.param_inputs[k];
+  for (const auto& src : entry.param_inputs) {
     at::Tensor t = src.element == convert::ConvertedGraph::kWholeInput
                        ? inputs[src.input].toTensor()
                        : inputs[src.input].toTensorList().get(src.element);
     // The spec key guarantees a channels-last input here: its NHWC view is
     // contiguous, no copy.
-    if (entry.channels_last_params[k]) t = t.permute(kToNhwc);
+    if (src.channels_last) t = t.permute(kToNhwc);
     if (NeedsCopyForTvm(t)) {
       // A fresh allocation is contiguous and 64-byte aligned.
       t = t.clone(at::MemoryFormat::Contiguous);

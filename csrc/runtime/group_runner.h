@@ -54,7 +54,7 @@ class GroupRunner {
   struct Entry {
     std::shared_ptr<compile::CompiledFunction> fn;
     std::vector<convert::ConvertedGraph::ParamSource> param_inputs;
-    std::vector<bool> channels_last_params, channels_last_outputs;
+    std::vector<bool> channels_last_outputs;
     std::vector<int64_t> output_arity;
     std::vector<c10::IValue> constant_outputs;
   };
