@@ -1,9 +1,11 @@
-"""Relax pass: for each norm and softmax, TVM's kernel or ATen's, whichever
-is faster for that op and shape on this machine.
+"""Relax pass: for each norm, softmax, sum, mean and global average pool, TVM's
+kernel or ATen's, whichever is faster for that op and shape on this machine.
 
 TVM's generated kernels for these ops (_legalize + _schedule_reduction) are
 usually faster than ATen's, but not for every shape: a softmax over 197
-tokens, for example, spends its time in the 5-element tails. So the first
+tokens, for example, spends its time in the 5-element tails, and a global
+average pool of 7x7 NCHW maps reduces 4096 rows of 49, where a 16-lane
+vector reduction is mostly tail and horizontal sum. So the first
 build that meets an (op, shape, attributes, target, threads) measures both,
 once, a few runs each:
   - TVM: the op alone through the same legalisation, fusion and schedules;
@@ -38,6 +40,9 @@ _OPS = {
     "relax.nn.log_softmax": "log_softmax",
     "relax.nn.layer_norm": "layer_norm",
     "relax.nn.group_norm": "group_norm",
+    "relax.sum": "sum",
+    "relax.mean": "mean",
+    "relax.nn.adaptive_avg_pool2d": "adaptive_avg_pool2d",
 }
 
 
@@ -73,7 +78,23 @@ def _extern_args(kind, call, shape):
                 or not (attrs.center and attrs.scale):
             return None
         return "torch_tvm.kernels.aten_group_norm", [int(attrs.num_groups), float(attrs.epsilon)]
+    if kind in ("sum", "mean"):
+        axes = range(nd) if attrs.axis is None else [int(a) % nd for a in attrs.axis]
+        return _reduce_args(axes, bool(attrs.keepdims), kind == "mean", shape)
+    if kind == "adaptive_avg_pool2d":  # global pooling only: a mean over H and W
+        layout = str(attrs.layout)
+        if [int(s) for s in attrs.output_size or []] != [1, 1] or layout != str(attrs.out_layout) \
+                or sorted(layout) != sorted("NCHW") or nd != 4:
+            return None
+        return _reduce_args([layout.index("H"), layout.index("W")], True, True, shape)
     return None
+
+
+def _reduce_args(axes, keepdim, mean, shape):
+    axes = sorted(set(axes))
+    if not axes or 0 in shape:
+        return None
+    return "torch_tvm.kernels.aten_reduce", [sum(1 << a for a in axes), keepdim, mean]
 
 
 def _best_of_interleaved(calls, rounds=7, per_round=5):
@@ -149,10 +170,12 @@ def _rewrite(func, target, threads):
     @relax.expr_functor.mutator
     class _Choose(relax.PyExprMutator):
         def visit_call_(self, call):  # noqa: D102 - PyExprMutator hook
+            out_ty = call.ty
             call = super().visit_call_(call)
             kind = _OPS.get(getattr(call.op, "name", None))
             shape = _static_f32(call.args[0]) if kind else None
-            if shape is None or any(_static_f32(a) is None for a in call.args):
+            if shape is None or any(_static_f32(a) is None for a in call.args) \
+                    or not isinstance(out_ty, relax.TensorType) or out_ty.shape is None:
                 return call
             extern = _extern_args(kind, call, shape)
             if extern is None:
@@ -162,7 +185,7 @@ def _rewrite(func, target, threads):
                 return call
             prims = [relax.prim_value(int(v) if isinstance(v, bool) else v) for v in scalars]
             return relax.op.call_pure_packed(name, *call.args, *prims,
-                                             ty_args=relax.TensorType(shape, "float32"))
+                                             ty_args=out_ty)
 
     return _Choose().visit_expr(func)
 

@@ -1,4 +1,4 @@
-// ATen's own CPU kernels for the norms and softmax, called from TVM-compiled
+// ATen's own CPU kernels for the norms, softmax and sum/mean, called from TVM-compiled
 // graphs where the build measured them faster than TVM's generated kernel for
 // that op and shape (torch_tvm/_aten_choice.py). Same numerics as eager
 // PyTorch, same OpenMP pool.
@@ -7,6 +7,8 @@
 //   torch_tvm.kernels.aten_softmax(x, dim, log) -> softmax (log 0) / log_softmax (1) over dim
 //   torch_tvm.kernels.aten_layer_norm(x, gamma, beta, normalized_ndim, eps)
 //   torch_tvm.kernels.aten_group_norm(x, gamma, beta, groups, eps)
+//   torch_tvm.kernels.aten_reduce(x, axes_mask, keepdim, mean) -> sum (mean 0) / mean (1)
+//     over the axes whose bit is set in axes_mask
 #include <ATen/ATen.h>
 #include <tvm/ffi/reflection/registry.h>
 
@@ -43,6 +45,18 @@ ffi::Tensor GroupNorm(const ffi::Tensor& x, const ffi::Tensor& gamma, const ffi:
   return ToTvm(at::group_norm(FromTvm(x), groups, FromTvm(gamma), FromTvm(beta), eps));
 }
 
+ffi::Tensor Reduce(const ffi::Tensor& x, int64_t axes_mask, int64_t keepdim, int64_t mean) {
+  GetCounters().aten_reduce++;
+  c10::InferenceMode guard;
+  at::Tensor t = FromTvm(x);
+  std::vector<int64_t> dims;
+  for (int64_t d = 0; d < t.dim(); ++d) {
+    if (axes_mask & (int64_t{1} << d)) dims.push_back(d);
+  }
+  at::Tensor y = mean ? at::mean(t, dims, keepdim != 0) : at::sum(t, dims, keepdim != 0);
+  return ToTvm(y.contiguous());
+}
+
 }  // namespace
 
 TVM_FFI_STATIC_INIT_BLOCK() {
@@ -50,7 +64,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   refl::GlobalDef()
       .def("torch_tvm.kernels.aten_softmax", Softmax)
       .def("torch_tvm.kernels.aten_layer_norm", LayerNorm)
-      .def("torch_tvm.kernels.aten_group_norm", GroupNorm);
+      .def("torch_tvm.kernels.aten_group_norm", GroupNorm)
+      .def("torch_tvm.kernels.aten_reduce", Reduce);
 }
 
 }  // namespace torch_tvm::kernels

@@ -10,8 +10,9 @@ namespace torch_tvm::kernels {
 struct Counters {
   std::atomic<int64_t> conv2d{0}, conv2d_in_place{0}, linear{0}, matmul{0};
   std::atomic<int64_t> prepacked{0}, layout_copies{0};
-  // ATen kernels chosen over TVM's own for a norm or softmax (aten_kernels.cpp).
-  std::atomic<int64_t> aten_softmax{0}, aten_layer_norm{0}, aten_group_norm{0};
+  // ATen kernels chosen over TVM's own for a norm, softmax or sum/mean
+  // (aten_kernels.cpp).
+  std::atomic<int64_t> aten_softmax{0}, aten_layer_norm{0}, aten_group_norm{0}, aten_reduce{0};
   // Parallel loops of TVM-generated code (parallel_launch.cpp): regions
   // launched, and the most OpenMP threads one region ran on.
   std::atomic<int64_t> parallel_launches{0}, parallel_max_threads{0};

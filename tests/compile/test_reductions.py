@@ -34,6 +34,9 @@ CASES = {
     "amax_middle": (lambda x: x.amax(1) + 1, (2, 5, 7)),
     "sum_last": (lambda x: x.sum(-1), (3, 197)),
     "mean_hw": (lambda x: x.mean((2, 3)), (1, 8, 14, 14)),
+    "mean_hw_keepdim": (lambda x: x.mean((2, 3), keepdim=True) * x, (2, 8, 7, 7)),
+    "sum_all": (lambda x: x.sum() + 1, (3, 5)),
+    "global_avg_pool": (lambda x: F.adaptive_avg_pool2d(x, 1) + 1, (2, 8, 7, 7)),
     "layer_norm": (lambda x: F.layer_norm(x, (197,)) + x, (3, 197)),
     "layer_norm_2d": (lambda x: F.layer_norm(x, (4, 20)), (3, 4, 20)),
     "group_norm_1": (lambda x: F.group_norm(x, 1) * 1.5 + x, (1, 8, 7, 7)),
@@ -83,7 +86,13 @@ def test_edge_values_match_eager(name, choice, kernel_choice):
     assert torch_tvm.stats()["fallback_calls"] == fallbacks
 
 
-@pytest.mark.parametrize("name", ["softmax_197", "log_softmax", "layer_norm", "group_norm_1"])
+_ATEN_COUNTER = {"softmax_197": "aten_softmax_calls", "log_softmax": "aten_softmax_calls",
+                 "layer_norm": "aten_layer_norm_calls", "group_norm_1": "aten_group_norm_calls",
+                 "sum_last": "aten_reduce_calls", "sum_all": "aten_reduce_calls",
+                 "mean_hw_keepdim": "aten_reduce_calls", "global_avg_pool": "aten_reduce_calls"}
+
+
+@pytest.mark.parametrize("name", sorted(_ATEN_COUNTER))
 def test_aten_kernel_runs_when_chosen(name, kernel_choice):
     kernel_choice("aten")
     torch_tvm.enable(min_group_size=1)
@@ -91,11 +100,27 @@ def test_aten_kernel_runs_when_chosen(name, kernel_choice):
     fn, shape = CASES[name]
     _run(fn, torch.randn(*shape))
     after = torch_tvm.stats()["kernels"]
-    key = {"softmax_197": "aten_softmax_calls", "log_softmax": "aten_softmax_calls",
-           "layer_norm": "aten_layer_norm_calls", "group_norm_1": "aten_group_norm_calls"}[name]
+    key = _ATEN_COUNTER[name]
     assert after[key] - before[key] == 2  # two TVM-group calls after profiling
     chosen = [d for d in _aten_choice.decisions() if d["forced"] and d["choice"] == "aten"]
     assert chosen
+
+
+@pytest.mark.parametrize("choice", ["tvm", "aten"])
+def test_global_pool_of_channels_last_input(choice, kernel_choice):
+    """A channels-last input reaches TVM as NHWC and its global pool becomes
+    an NHWC pool (SinkPermutes); ATen's mean then reduces axes 1 and 2."""
+    kernel_choice(choice)
+    torch_tvm.enable(min_group_size=1)
+    fn = lambda x: F.adaptive_avg_pool2d(x, 1) + 1  # noqa: E731
+    x = _edge(2, 24, 7, 7).contiguous(memory_format=torch.channels_last)
+    before = torch_tvm.stats()["kernels"]["aten_reduce_calls"]
+    out, graph = _run(fn, x)
+    assert GROUP_KIND in str(graph), graph
+    with torch.no_grad():
+        assert_outputs_close(out, fn(x), rtol=1e-5, atol=1e-6, equal_nan=True)
+    calls = torch_tvm.stats()["kernels"]["aten_reduce_calls"] - before
+    assert calls == (2 if choice == "aten" else 0)
 
 
 def test_measured_choice_records_both_times():
