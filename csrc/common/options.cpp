@@ -9,20 +9,26 @@ std::mutex& OptionsMutex() {
   static std::mutex mu;
   return mu;
 }
-Options& OptionsStorage() {
-  static Options options;
-  return options;
+std::shared_ptr<const Settings> MakeSettings(const Options& options) {
+  return std::make_shared<const Settings>(Settings{options, CompileSettingsKey(options)});
+}
+std::shared_ptr<const Settings>& SettingsStorage() {
+  static std::shared_ptr<const Settings> settings = MakeSettings(Options{});
+  return settings;
 }
 }  // namespace
 
-Options GetOptions() {
+std::shared_ptr<const Settings> CurrentSettings() {
   std::lock_guard<std::mutex> lock(OptionsMutex());
-  return OptionsStorage();
+  return SettingsStorage();
 }
 
+Options GetOptions() { return CurrentSettings()->options; }
+
 void SetOptions(const Options& options) {
+  auto settings = MakeSettings(options);
   std::lock_guard<std::mutex> lock(OptionsMutex());
-  OptionsStorage() = options;
+  SettingsStorage() = std::move(settings);
 }
 
 std::string CompileSettingsKey(const Options& options) {

@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <memory>
 #include <mutex>
 #include <string>
 
@@ -26,5 +27,13 @@ void SetOptions(const Options& options);
 // A short, canonical text of everything that changes the compiled code; part
 // of every cache key.
 std::string CompileSettingsKey(const Options& options);
+
+// The current options with their settings key, shared and immutable: the
+// per-call path reads them without copying strings or formatting the key.
+struct Settings {
+  Options options;
+  std::string key;  // CompileSettingsKey(options)
+};
+std::shared_ptr<const Settings> CurrentSettings();
 
 }  // namespace torch_tvm

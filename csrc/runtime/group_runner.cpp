@@ -155,10 +155,11 @@ void GroupRunner::Run(Stack& stack) {
   stats_.calls++;
   const size_t n = graph_->inputs().size();
   std::vector<c10::IValue> inputs(stack.end() - n, stack.end());
-  Options options = GetOptions();
+  std::shared_ptr<const Settings> settings = CurrentSettings();
+  const Options& options = settings->options;
 
   std::string why;
-  auto key = SpecKey(inputs, bind_as_constant_, CompileSettingsKey(options), &why);
+  auto key = SpecKey(inputs, bind_as_constant_, settings->key, &why);
   if (!key) {
     RecordFailure("<unkeyable>", why, options);
     return RunFallback(std::move(inputs), stack);
