@@ -11,7 +11,11 @@ once, a few runs each:
   - TVM: the op alone through the same legalisation, fusion and schedules;
   - ATen: the extern kernel (csrc/kernels/aten_kernels.cpp) it would call.
 Both are timed through the same FFI call path, in alternating rounds, best
-round of each; ATen must be 10% faster to win (TVM's kernel can also fuse); the decision is kept for the rest of the process. An op
+round of each. Where the op has a neighbour that TVM could fuse it with (an
+elementwise producer or consumer), ATen must be 10% faster to win; an op
+with none (its input is a parameter or an extern kernel's result, and no TVM
+op reads its output) goes to whichever is faster. The decision is kept for
+the rest of the process. An op
 that goes to ATen becomes a call_pure_packed to the extern kernel, so it no
 longer fuses with its neighbours (TVM's number is measured without fusion:
 the choice leans towards TVM only when TVM is faster on its own).
@@ -138,12 +142,47 @@ def _tvm_kernel(call, target):
     return relax.VirtualMachine(ex, tvm.cpu())["main"]
 
 
-# ATen must win by this margin: a choice made on noise costs the fusion.
+# Where the op could fuse, ATen must win by this margin: a choice made on
+# noise costs the fusion.
 _MARGIN = 0.9
 
+# Calls that TVM's FuseOps never fuses with a neighbour.
+_NOT_FUSIBLE = ("relax.call_pure_packed", "relax.call_dps_packed", "relax.call_tir",
+                "relax.reshape")
 
-def _decide(kind, call, shape, name, scalars, target, threads):
-    key = (kind, tuple(shape), tuple(scalars), str(target), threads)
+
+def _tvm_op(value) -> bool:
+    return isinstance(value, relax.Call) and isinstance(value.op, tvm.ir.Op) \
+        and value.op.name not in _NOT_FUSIBLE
+
+
+def _fusible_calls(func) -> set:
+    """The bound calls of `func` with a neighbour TVM could fuse them with: an
+    argument bound to a TVM op, or a TVM op reading their result."""
+    bound, read_by_tvm_op, calls = {}, set(), []
+    if not isinstance(func.body, relax.SeqExpr):
+        return set()
+    for block in func.body.blocks:
+        for binding in block.bindings:
+            if isinstance(binding, relax.VarBinding):
+                bound[binding.var] = binding.value
+                calls.append(binding)
+                if _tvm_op(binding.value):
+                    read_by_tvm_op.update(a for a in binding.value.args
+                                          if isinstance(a, relax.Var))
+    fusible = set()
+    for binding in calls:
+        value = binding.value
+        if not isinstance(value, relax.Call):
+            continue
+        producers = [bound.get(a) for a in value.args if isinstance(a, relax.Var)]
+        if binding.var in read_by_tvm_op or any(_tvm_op(p) for p in producers):
+            fusible.add(value)
+    return fusible
+
+
+def _decide(kind, call, shape, name, scalars, target, threads, fusible):
+    key = (kind, tuple(shape), tuple(scalars), str(target), threads, fusible)
     with _lock:
         known = _decisions.get(key)
         if force is None and known is not None and not known["forced"]:
@@ -158,19 +197,23 @@ def _decide(kind, call, shape, name, scalars, target, threads):
             tvm_us, aten_us = _best_of_interleaved([(_tvm_kernel(call, target), args), aten])
         except Exception:  # noqa: BLE001 - TVM cannot build it alone: ATen
             tvm_us, aten_us = float("inf"), _best_of_interleaved([aten])[0]
-        choice = "aten" if aten_us < _MARGIN * tvm_us else "tvm"
+        margin = _MARGIN if fusible else 1.0
+        choice = "aten" if aten_us < margin * tvm_us else "tvm"
     with _lock:
         _decisions[key] = {"op": kind, "shape": list(shape), "tvm_us": tvm_us,
                            "aten_us": aten_us, "choice": choice, "threads": threads,
+                           "fusible": fusible,
                            "forced": force is not None}
     return choice == "aten"
 
 
 def _rewrite(func, target, threads):
+    fusible = _fusible_calls(func)
+
     @relax.expr_functor.mutator
     class _Choose(relax.PyExprMutator):
         def visit_call_(self, call):  # noqa: D102 - PyExprMutator hook
-            out_ty = call.ty
+            out_ty, can_fuse = call.ty, call in fusible
             call = super().visit_call_(call)
             kind = _OPS.get(getattr(call.op, "name", None))
             shape = _static_f32(call.args[0]) if kind else None
@@ -181,7 +224,7 @@ def _rewrite(func, target, threads):
             if extern is None:
                 return call
             name, scalars = extern
-            if not _decide(kind, call, shape, name, scalars, target, threads):
+            if not _decide(kind, call, shape, name, scalars, target, threads, can_fuse):
                 return call
             prims = [relax.prim_value(int(v) if isinstance(v, bool) else v) for v in scalars]
             return relax.op.call_pure_packed(name, *call.args, *prims,

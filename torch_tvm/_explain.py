@@ -42,7 +42,8 @@ class ExplainReport:
             lines.append(f"  outside: {o['op']}: {o['reason']}")
         for c in self.kernel_choices:
             how = "forced" if c["forced"] else \
-                f"TVM {c['tvm_us']:.1f} us, ATen {c['aten_us']:.1f} us, measured"
+                f"TVM {c['tvm_us']:.1f} us, ATen {c['aten_us']:.1f} us, measured" + \
+                ("; ATen needs a 10% lead here: TVM could fuse it" if c["fusible"] else "")
             lines.append(f"  kernel choice: {c['op']}{c['shape']} at {c['threads']} thread(s) "
                          f"-> {c['choice'].upper()} ({how})")
         return "\n".join(lines)

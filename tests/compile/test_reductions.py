@@ -133,10 +133,52 @@ def test_measured_choice_records_both_times():
     (d,) = [d for d in _aten_choice.decisions()
             if d["op"] == "layer_norm" and d["shape"] == [5, 3, 96] and not d["forced"]]
     assert d["tvm_us"] > 0 and d["aten_us"] > 0
+    assert d["fusible"]  # the add that reads it could fuse with TVM's kernel
     assert d["choice"] == ("aten" if d["aten_us"] < 0.9 * d["tvm_us"] else "tvm")
     text = str(torch_tvm.explain(torch.jit.trace(lambda t: F.layer_norm(t, (96,)) + t, (x,)), x))
     assert f"kernel choice: layer_norm[5, 3, 96] at {d['threads']} thread(s) -> " \
            f"{d['choice'].upper()} (TVM {d['tvm_us']:.1f} us, ATen {d['aten_us']:.1f} us" in text
+
+
+def test_op_with_nothing_to_fuse_takes_the_faster_kernel():
+    """A sum of a group input whose result leaves the group could not fuse
+    with anything: no margin, the faster kernel wins."""
+    torch_tvm.enable(min_group_size=1)
+    x = torch.randn(3, 7, 130)  # a shape no other test uses
+    out, _ = _run(lambda t: t.sum(-1), x)
+    torch.testing.assert_close(out, x.sum(-1))
+    (d,) = [d for d in _aten_choice.decisions()
+            if d["op"] == "sum" and d["shape"] == [3, 7, 130] and not d["forced"]]
+    assert not d["fusible"]
+    assert d["choice"] == ("aten" if d["aten_us"] < d["tvm_us"] else "tvm")
+
+
+def test_fusible_calls_finds_tvm_neighbours():
+    from tvm import relax  # noqa: PLC0415
+
+    ty = relax.TensorType((4, 8), "float32")
+    x = relax.Var("x", ty)
+    bb = relax.BlockBuilder()
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            alone = bb.emit(relax.op.sum(x, axis=[1]))
+            y = bb.emit(relax.op.nn.relu(x))
+            after_relu = bb.emit(relax.op.mean(y, axis=[1]))
+            packed = bb.emit(relax.op.call_pure_packed("torch_tvm.kernels.aten_softmax", x, 1, 0,
+                                                      ty_args=ty))
+            after_extern = bb.emit(relax.op.sum(packed, axis=[1]))
+            before_add = bb.emit(relax.op.mean(packed, axis=[1]))
+            added = bb.emit(relax.op.add(before_add, alone))
+            out = bb.emit_output(relax.Tuple([after_relu, after_extern, added]))
+        bb.emit_func_output(out)
+    func = bb.get()["main"]
+    values = {b.var: b.value for b in func.body.blocks[0].bindings}
+    fusible = _aten_choice._fusible_calls(func)
+    # `alone` is read by the add, `before_add` feeds it; `after_extern` reads
+    # only an extern kernel's result and leaves the function.
+    assert all(values[v] in fusible for v in (alone, after_relu, before_add))
+    assert values[after_extern].op.name == "relax.sum"
+    assert values[after_extern] not in fusible
 
 
 def _lowered(fn, inputs):
