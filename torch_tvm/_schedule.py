@@ -65,7 +65,7 @@ class CPUParallelVectorize(CPUScheduleRule):
             return
         block = sch.get(info.block_rv)
         lanes = _block_lanes(target, block)
-        if n_spatial == len(kinds) and _is_narrow_transpose(sch, block, loops, lanes):
+        if n_spatial == len(kinds) and _is_transpose(sch, block, loops, lanes):
             CPUParallelVectorize._vectorise_along_reads(sch, loops, lanes)
             return
         if n_spatial == len(kinds):  # purely spatial: whole vectors inside, the rest parallel
@@ -84,14 +84,22 @@ class CPUParallelVectorize(CPUScheduleRule):
 
     @staticmethod
     def _vectorise_along_reads(sch, loops, lanes):
-        """NCHW -> NHWC with few channels (a model's RGB input): vectorise the
-        second-innermost loop, along which the reads are contiguous, and
-        unroll the narrow innermost one (2-6x faster than vectorising 3 lanes
-        of gathers, measured on (8, 3, 224, 224))."""
+        """A transpose: vectorise the second-innermost loop, along which the
+        reads are contiguous, in strips of one vector; the innermost loop runs
+        inside the strip, so each step reads one whole vector and writes it
+        to `lanes` output rows, whose lines stay in L1 while they fill.
+          - NCHW -> NHWC with few channels (a model's RGB input): the narrow
+            innermost loop is unrolled (2-6x faster than vectorising 3 lanes
+            of gathers, measured on (8, 3, 224, 224));
+          - a wide transpose ([197, 768] tokens -> [768, 197]): 3x faster than
+            vectorising the innermost loop as gathers (104 -> 35 us).
+        """
+        narrow = get_extent(sch, loops[-1]) < lanes
         outer, vec = sch.split(loops[-2], factors=[None, lanes])
         sch.reorder(outer, loops[-1], vec)
         sch.vectorize(vec)
-        sch.unroll(loops[-1])
+        if narrow:
+            sch.unroll(loops[-1])
         rest = list(loops[:-2]) + [outer]
         sch.parallel(sch.fuse(*rest) if len(rest) > 1 else rest[0])
 
@@ -128,20 +136,20 @@ def _vectorise_loop(sch, loop, lanes):
     return None
 
 
-def _is_narrow_transpose(sch, block, loops, lanes) -> bool:
-    """Innermost loop narrower than a vector, no read contiguous along it,
-    and some read contiguous along the loop outside it, which divides into
-    whole vectors."""
+def _is_transpose(sch, block, loops, lanes) -> bool:
+    """No read contiguous along the innermost loop, and some read contiguous
+    along the loop outside it, which divides into whole vectors."""
     if len(loops) < 2 or len(block.iter_vars) != len(loops):
         return False
     inner, outer = get_extent(sch, loops[-1]), get_extent(sch, loops[-2])
     if not (isinstance(inner, int) and isinstance(outer, int)):
         return False
-    if inner >= lanes or outer % lanes != 0:
+    if outer % lanes != 0 or inner < 2:
         return False
+
     def read_along(var):
-        return any(isinstance(r.region[-1].min, tirx.Var) and r.region[-1].min.same_as(var)
-                   for r in block.reads)
+        return any(len(r.region) and isinstance(r.region[-1].min, tirx.Var)
+                   and r.region[-1].min.same_as(var) for r in block.reads)
 
     return read_along(block.iter_vars[-2].var) and not read_along(block.iter_vars[-1].var)
 
@@ -151,6 +159,8 @@ def _reads_contiguous_in(block, var) -> bool:
     if not block.reads:
         return False
     for region in block.reads:
+        if not len(region.region):  # a 0-d buffer: no axis to be contiguous along
+            return False
         last = region.region[-1]
         if not (isinstance(last.min, tirx.Var) and last.min.same_as(var)):
             return False

@@ -57,11 +57,25 @@ def test_odd_rows_get_a_vector_body_and_a_tail():
     assert any("range(T.int64(192), T.int64(197))" in l for l in loops), loops
 
 
+def test_wide_transpose_runs_in_strips_along_its_reads():
+    """[197, 768] -> [768, 197]: strips of 16 input columns in parallel, the
+    197 input rows inside, each step one contiguous vector read (vectorising
+    the 197-long output rows would read them as gathers)."""
+    (loops,) = _loops(lambda x: x.transpose(1, 2).contiguous() * 2,
+                      [torch.randn(2, 197, 768)]).values()
+    assert re.match(r"for \w+ in T.parallel\(T.int64\(96\)\)", loops[0]), loops  # 2 x 48
+    assert "range(T.int64(197))" in loops[1], loops
+    assert "T.vectorized(T.int64(16))" in loops[2], loops
+
+
 def test_pad_slice_and_odd_rows_match_eager():
     cases = [
         (lambda x: F.pad(x, (1, 2, 3, 0), value=0.5) * 2, torch.randn(1, 3, 7, 37)),
         (lambda x: x[:, :, 1:-1, 2:].contiguous() + 1, torch.randn(2, 3, 9, 41)),
         (lambda x: torch.softmax(x, -1) * 2, torch.randn(1, 2, 19, 197)),
+        (lambda x: x.transpose(1, 2).contiguous() * 2, torch.randn(2, 37, 48)),
+        (lambda x: x.permute(0, 2, 3, 1).contiguous() + 1, torch.randn(2, 32, 5, 16)),
+        (lambda x: x.permute(0, 2, 3, 1).contiguous() + 1, torch.randn(2, 3, 4, 32)),
     ]
     for fn, x in cases:
         out = run_tvm(fn, x)
