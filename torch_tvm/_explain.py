@@ -11,7 +11,7 @@ from . import _C, _aten_choice
 @dataclasses.dataclass
 class ExplainReport:
     groups: list[dict]          # id, ops, and that group's counters
-    outside: list[dict]         # op, reason: nodes left to the PyTorch interpreter
+    outside: list[dict]         # op, decision, reason: nodes left to the PyTorch interpreter
     totals: dict
     eval_version: bool = False  # graph versioned on module.training; the eval version shown
     # TVM or ATen for each norm/softmax shape built in this process (_aten_choice)
@@ -39,7 +39,7 @@ class ExplainReport:
             for spec, why in g.get("failures", {}).items():
                 lines.append(f"    FALLBACK for spec {spec[:80]}...: {why}")
         for o in self.outside:
-            lines.append(f"  outside: {o['op']}: {o['reason']}")
+            lines.append(f"  outside: {o['op']} [{o['decision']}]: {o['reason']}")
         for c in self.kernel_choices:
             how = "forced" if c["forced"] else \
                 f"TVM {c['tvm_us']:.1f} us, ATen {c['aten_us']:.1f} us, measured" + \

@@ -5,7 +5,16 @@
 
 namespace torch_tvm::convert {
 
-using torch::jit::Node;
+const ArgInfo& OpSignature::Arg(size_t i) const {
+  if (i >= args.size()) {
+    throw std::runtime_error(key + ": argument " + std::to_string(i) + " out of range");
+  }
+  return args[i];
+}
+
+std::optional<c10::IValue> OpSignature::ConstantArg(size_t i) const {
+  return i < args.size() ? args[i].constant : std::nullopt;
+}
 
 LoweredValue LoweredValue::OfTensor(Expr e) {
   LoweredValue v;
@@ -30,7 +39,7 @@ LoweredValue LoweredValue::OfConstant(c10::IValue c) {
 
 const LoweredValue& ConvertContext::Input(size_t i) const {
   if (i >= inputs_.size()) {
-    throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) + " out of range");
+    throw std::runtime_error(op.key + ": input " + std::to_string(i) + " out of range");
   }
   return inputs_[i];
 }
@@ -47,7 +56,7 @@ Expr ConvertContext::Tensor(size_t i, const std::string& scalar_dtype) const {
     }
     if (c.isTensor()) return bb.Constant(c.toTensor());
   }
-  throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) +
+  throw std::runtime_error(op.key + ": input " + std::to_string(i) +
                            " is not a tensor");
 }
 
@@ -59,7 +68,7 @@ std::vector<Expr> ConvertContext::TensorList(size_t i) const {
     for (const at::Tensor& t : v.constant.toTensorVector()) out.push_back(bb.Constant(t));
     return out;
   }
-  throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) +
+  throw std::runtime_error(op.key + ": input " + std::to_string(i) +
                            " is not a tensor list");
 }
 
@@ -71,7 +80,7 @@ bool ConvertContext::IsNone(size_t i) const {
 const c10::IValue& ConvertContext::Constant(size_t i) const {
   const auto& v = Input(i);
   if (v.kind != LoweredValue::Kind::kConstant) {
-    throw std::runtime_error(SchemaKey(node) + ": input " + std::to_string(i) +
+    throw std::runtime_error(op.key + ": input " + std::to_string(i) +
                              " must be known at compile time");
   }
   return v.constant;
@@ -115,14 +124,6 @@ std::vector<std::string> ConverterRegistry::Schemas() const {
   return out;
 }
 
-std::string SchemaKey(const Node* node) {
-  if (const auto* schema = node->maybeSchema()) {
-    const auto& name = schema->operator_name();
-    return name.overload_name.empty() ? name.name : name.name + "." + name.overload_name;
-  }
-  return node->kind().toQualString();
-}
-
 static bool IsTensorOrTensorList(const c10::TypePtr& type) {
   if (type->isSubtypeOf(*c10::TensorType::get())) return true;
   if (auto list = type->cast<c10::ListType>()) {
@@ -131,37 +132,37 @@ static bool IsTensorOrTensorList(const c10::TypePtr& type) {
   return false;
 }
 
-bool IsPlumbing(const Node* node) {
-  auto kind = node->kind();
-  if (kind == c10::prim::Constant || kind == c10::prim::ListConstruct ||
-      kind == c10::prim::ListUnpack) {
+bool IsPlumbing(const std::string& key) {
+  if (key == "prim::Constant" || key == "prim::ListConstruct" || key == "prim::ListUnpack") {
     return true;
   }
-  const Converter* conv = ConverterRegistry::Global().Find(SchemaKey(node));
+  const Converter* conv = ConverterRegistry::Global().Find(key);
   return conv && conv->compile_time;
 }
 
-bool IsPureView(const Node* node) {
+bool IsPureView(const std::string& key) {
   static const std::set<std::string> views = {
       "aten::slice.Tensor", "aten::select.int", "aten::unbind.int", "aten::narrow", "aten::view",
       "aten::unsqueeze", "aten::squeeze", "aten::squeeze.dim", "aten::squeeze.dims",
       "aten::expand", "aten::expand_as", "aten::view_as", "aten::alias", "aten::detach"};
-  return views.count(SchemaKey(node)) > 0;
+  return views.count(key) > 0;
 }
 
-std::optional<std::string> UnsupportedReason(const Node* node) {
-  std::string key = SchemaKey(node);
-  const Converter* conv = ConverterRegistry::Global().Find(key);
+std::optional<Rejection> CheckSupport(const OpSignature& op) {
+  const Converter* conv = ConverterRegistry::Global().Find(op.key);
   if (!conv || !conv->compile_time) {
-    for (const auto* out : node->outputs()) {
-      if (!IsTensorOrTensorList(out->type())) {
-        return key + " produces a non-tensor value (" + out->type()->str() +
-               "); scalar and shape arithmetic stays in PyTorch";
+    for (const auto& type : op.outputs) {
+      if (!IsTensorOrTensorList(type)) {
+        return Rejection{Rejection::Kind::kNonTensor,
+                         op.key + " produces a non-tensor value (" + type->str() +
+                             "); scalar and shape arithmetic stays in PyTorch"};
       }
     }
   }
-  if (!conv) return "no converter for " + key;
-  if (conv->check) return conv->check(node);
+  if (!conv) return Rejection{Rejection::Kind::kNoConverter, "no converter for " + op.key};
+  if (conv->check) {
+    if (auto why = conv->check(op)) return Rejection{Rejection::Kind::kCheckFailed, *why};
+  }
   return std::nullopt;
 }
 

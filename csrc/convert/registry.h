@@ -6,14 +6,13 @@
 // from its own file in ops/ through TORCH_TVM_CONVERTERS.
 #pragma once
 
-#include <torch/csrc/jit/ir/ir.h>
-
 #include <functional>
 #include <map>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "convert/op_call.h"
 #include "convert/relax_builder.h"
 
 namespace torch_tvm::convert {
@@ -32,14 +31,14 @@ struct LoweredValue {
   static LoweredValue OfConstant(c10::IValue v);
 };
 
-// Gives a converter its node's inputs and takes its outputs.
+// Gives a converter its op call's inputs and takes its outputs.
 class ConvertContext {
  public:
-  ConvertContext(RelaxBuilder& bb, const torch::jit::Node* node, std::vector<LoweredValue> inputs)
-      : bb(bb), node(node), inputs_(std::move(inputs)), outputs_(node->outputs().size()) {}
+  ConvertContext(RelaxBuilder& bb, const OpSignature& op, std::vector<LoweredValue> inputs)
+      : bb(bb), op(op), inputs_(std::move(inputs)), outputs_(op.NumOutputs()) {}
 
   RelaxBuilder& bb;
-  const torch::jit::Node* node;
+  const OpSignature& op;
 
   size_t NumInputs() const { return inputs_.size(); }
   const LoweredValue& Input(size_t i) const;
@@ -72,9 +71,9 @@ class ConvertContext {
 };
 
 using ConvertFn = std::function<void(ConvertContext&)>;
-// Static check used by the partitioner: returns a reason when a node of a
+// Static check used by the partitioner: returns a reason when a call of a
 // supported operator still cannot be converted (e.g. dropout in training).
-using SupportCheckFn = std::function<std::optional<std::string>(const torch::jit::Node*)>;
+using SupportCheckFn = std::function<std::optional<std::string>(const OpSignature&)>;
 
 struct Converter {
   std::string schema;  // "aten::add.Tensor"
@@ -97,21 +96,27 @@ class ConverterRegistry {
   std::map<std::string, Converter> table_;
 };
 
-// "aten::add.Tensor" for a node with a schema, its kind otherwise.
-std::string SchemaKey(const torch::jit::Node* node);
-
-// True for list plumbing and compile-time scalar nodes: grouped only together
+// True for list plumbing and compile-time scalar ops: grouped only together
 // with real compute, never counted towards a group's size.
-bool IsPlumbing(const torch::jit::Node* node);
+bool IsPlumbing(const std::string& key);
 
 // True for ops whose eager result is always a view of their input (slice,
 // select, view, squeeze/unsqueeze, expand...): free in PyTorch, a copy in TVM.
 // A group of nothing else is not worth forming. permute/transpose are not
 // here: a reshape or contiguous after them copies in eager too.
-bool IsPureView(const torch::jit::Node* node);
+bool IsPureView(const std::string& key);
 
-// Why `node` cannot go into a TVM group, or nullopt when it can.
-std::optional<std::string> UnsupportedReason(const torch::jit::Node* node);
+// Why a call cannot go into a TVM group, typed, or nullopt when it can.
+struct Rejection {
+  enum class Kind {
+    kNoConverter,  // no entry in the table
+    kNonTensor,    // produces a scalar/shape value that stays in PyTorch
+    kCheckFailed,  // the entry's support check refused these arguments
+  };
+  Kind kind;
+  std::string message;
+};
+std::optional<Rejection> CheckSupport(const OpSignature& op);
 
 // Registers the converters of one op family at library load.
 struct ConverterRegistrar {

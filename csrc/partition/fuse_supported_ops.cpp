@@ -8,7 +8,8 @@
 #include <atomic>
 
 #include "common/group_symbols.h"
-#include "convert/registry.h"
+#include "frontend/torchscript/decisions.h"
+#include "frontend/torchscript/op_signature.h"
 
 namespace torch_tvm::partition {
 
@@ -17,18 +18,28 @@ using torch::jit::Block;
 using torch::jit::Graph;
 using torch::jit::Node;
 using torch::jit::Value;
+using frontend::Decision;
 namespace SubgraphUtils = torch::jit::SubgraphUtils;
 
 namespace {
 
-bool IsStructural(const Node* n) { return convert::IsPlumbing(n); }
+bool IsStructural(const Node* n) { return frontend::IsPlumbing(n); }
 
 // A group whose compute is views only: eager returns them for free.
 bool OnlyViews(const Node* group) {
   for (const Node* n : group->g(c10::attr::Subgraph)->nodes()) {
-    if (!IsStructural(n) && !convert::IsPureView(n)) return false;
+    if (!IsStructural(n) && !frontend::IsPureView(n)) return false;
   }
   return true;
+}
+
+Decision DecisionOf(convert::Rejection::Kind kind) {
+  switch (kind) {
+    case convert::Rejection::Kind::kNoConverter: return Decision::kUnsupportedOp;
+    case convert::Rejection::Kind::kNonTensor: return Decision::kNonTensorValue;
+    case convert::Rejection::Kind::kCheckFailed: return Decision::kCheckFailed;
+  }
+  return Decision::kUnsupportedOp;
 }
 
 class Fuser {
@@ -43,23 +54,45 @@ class Fuser {
     DissolveSmallGroups(graph_->block());
     MarkGroups(graph_->block());
     torch::jit::EliminateDeadCode(graph_);
+    frontend::RecordDecisions(graph_, std::move(decisions_));
   }
 
  private:
-  bool CanFuse(Node* n) const {
+  // Records why `n` stays outside (the latest decision wins: a node refused
+  // by one merge may still join a group later, and then it is not asked).
+  void Decide(const Node* n, Decision decision, std::string reason) {
+    GRAPH_UPDATE("torch_tvm: ", frontend::SchemaKey(n), " left outside [",
+                 frontend::DecisionName(decision), "]: ", reason);
+    decisions_[n] = {decision, std::move(reason), n->kind()};
+  }
+
+  bool CanFuse(Node* n) {
     if (n->kind() == CompilationGroupKind()) return true;
-    if (n->kind() == c10::prim::Constant || !n->blocks().empty()) return false;
-    if (convert::UnsupportedReason(n)) return false;
+    if (n->kind() == c10::prim::Constant) return false;
+    if (!n->blocks().empty()) {
+      Decide(n, Decision::kControlFlow,
+             "control flow stays in PyTorch; its blocks are partitioned on their own");
+      return false;
+    }
+    if (auto rejection = frontend::CheckSupport(n)) {
+      if (!IsStructural(n)) Decide(n, DecisionOf(rejection->kind), rejection->message);
+      return false;
+    }
     // Moves are checked against mutations by AliasDb. What else can go wrong
     // is aliasing: a view's output shares its input's storage in PyTorch but
     // is a fresh buffer in TVM, so a write to either would not show through.
     // Only nodes whose outputs may alias their inputs need the writer check.
     if (!MayAliasInputs(n)) return true;
-    for (const Value* v : n->inputs()) {
-      if (alias_db_->hasWriters(v)) return false;
-    }
-    for (const Value* v : n->outputs()) {
-      if (alias_db_->hasWriters(v)) return false;
+    for (const auto values : {n->inputs(), n->outputs()}) {
+      for (const Value* v : values) {
+        if (alias_db_->hasWriters(v)) {
+          Decide(n, Decision::kWrittenInPlace,
+                 "supported, but left outside: it may alias %" + v->debugName() +
+                     ", which is written in place; TVM returns fresh buffers, so the write "
+                     "would not show through");
+          return false;
+        }
+      }
     }
     return true;
   }
@@ -110,6 +143,9 @@ class Fuser {
             consumer, CompilationGroupKind(), *alias_db_);
       }
       if (!alias_db_->moveBeforeTopologicallyValid(producer, group)) {
+        Decide(producer, Decision::kUnsafeMove,
+               "supported, but left outside: merging it into the group of its consumer was "
+               "not provably safe (AliasDb: the move would cross a mutation or a dependency)");
         return {++group->reverseIterator(), false};
       }
       SubgraphUtils::mergeNodeIntoSubgraphAndUpdateAliasing(producer, group, *alias_db_);
@@ -128,9 +164,23 @@ class Fuser {
     for (auto it = block->nodes().begin(); it != block->nodes().end();) {
       Node* n = *it++;
       for (Block* sub : n->blocks()) DissolveSmallGroups(sub);
-      if (n->kind() == CompilationGroupKind() &&
-          (GroupComputeSize(n) < min_group_size_ || OnlyViews(n))) {
-        SubgraphUtils::unmergeSubgraph(n);
+      if (n->kind() != CompilationGroupKind()) continue;
+      int64_t size = GroupComputeSize(n);
+      bool views = OnlyViews(n);
+      if (size >= min_group_size_ && !views) continue;
+      Decision decision = size < min_group_size_ ? Decision::kBelowMinGroupSize
+                                                 : Decision::kViewsOnly;
+      std::string reason =
+          size < min_group_size_
+              ? "supported, but left outside: its group had " + std::to_string(size) +
+                    " compute op(s), below min_group_size=" + std::to_string(min_group_size_)
+              : "supported, but left outside: its group held only views, which eager "
+                "returns without a copy";
+      // Unmerging clones the group's nodes back in its place: decide for those.
+      Node* before = n->prev();
+      SubgraphUtils::unmergeSubgraph(n);
+      for (Node* m = before->next(); m != *it; m = m->next()) {
+        if (m->kind() != c10::prim::Constant && !IsStructural(m)) Decide(m, decision, reason);
       }
     }
   }
@@ -153,6 +203,7 @@ class Fuser {
   std::shared_ptr<Graph> graph_;
   int64_t min_group_size_;
   std::unique_ptr<AliasDb> alias_db_;
+  frontend::DecisionMap decisions_;
 };
 
 }  // namespace

@@ -1,23 +1,19 @@
 // Python bindings: thin wrappers only. Every behaviour lives in the stage
 // folders; this file converts arguments and results.
-#include <torch/csrc/jit/passes/freeze_module.h>
-#include <torch/csrc/jit/passes/inliner.h>
 #include <torch/extension.h>
 #include <tvm/ffi/reflection/registry.h>
 
 #include <mutex>
 #include <unordered_map>
 
-#include "common/group_symbols.h"
 #include "common/options.h"
 #include "compile/target.h"
-#include "convert/graph_converter.h"
 #include "convert/registry.h"
+#include "frontend/torchscript/explain.h"
+#include "frontend/torchscript/to_relax.h"
 #include "kernels/parallel_launch.h"
-#include "partition/fuse_supported_ops.h"
 #include "partition/tvm_pass.h"
 #include "runtime/group_runner.h"
-#include "lowering/functionalize.h"
 
 namespace py = pybind11;
 using namespace torch_tvm;
@@ -60,49 +56,6 @@ py::dict OptionsToDict(const Options& o) {
   return d;
 }
 
-// A graph versioned by lowering/specialize_eval_mode is reported by its eval
-// version (block 1 of the versioning If): the one inference runs.
-void CollectOutside(torch::jit::Block* block, py::list& outside, py::list& groups,
-                    bool& versioned) {
-  for (torch::jit::Node* n : block->nodes()) {
-    if (n->kind() == c10::prim::If && n->hasAttribute(EvalVersionedAttr())) {
-      versioned = true;
-      CollectOutside(n->blocks()[1], outside, groups, versioned);
-      continue;
-    }
-    for (torch::jit::Block* sub : n->blocks()) CollectOutside(sub, outside, groups, versioned);
-    if (n->kind() == CompilationGroupKind()) {
-      py::list ops;
-      for (const auto* inner : n->g(c10::attr::Subgraph)->nodes()) {
-        if (inner->kind() != c10::prim::Constant) ops.append(convert::SchemaKey(inner));
-      }
-      py::dict g;
-      g["id"] = n->hasAttribute(GroupIdAttr()) ? n->s(GroupIdAttr()) : std::string("?");
-      g["ops"] = ops;
-      groups.append(g);
-      continue;
-    }
-    auto kind = n->kind();
-    if (kind == c10::prim::Constant || kind == c10::prim::GetAttr ||
-        kind == c10::prim::ListConstruct || kind == c10::prim::ListUnpack ||
-        kind == c10::prim::TupleConstruct || kind == c10::prim::TupleUnpack ||
-        kind == c10::prim::If || kind == c10::prim::Loop || kind == c10::prim::BailOut ||
-        kind == c10::prim::BailoutTemplate || kind == c10::prim::TypeCheck ||
-        kind == c10::prim::RequiresGradCheck || kind == c10::prim::profile) {
-      continue;
-    }
-    py::dict d;
-    d["op"] = convert::SchemaKey(n);
-    auto reason = convert::UnsupportedReason(n);
-    if (!reason) {
-      reason = "supported, but left outside: group below min_group_size, views only, or a "
-               "merge was not provably safe (aliasing/mutation)";
-    }
-    d["reason"] = *reason;
-    outside.append(d);
-  }
-}
-
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -133,13 +86,25 @@ PYBIND11_MODULE(_C, m) {
   });
 
   m.def("explain_graph", [](std::shared_ptr<torch::jit::Graph> graph) {
+    auto report = frontend::ExplainGraph(graph);
     py::list outside, groups;
-    bool versioned = false;
-    CollectOutside(graph->block(), outside, groups, versioned);
+    for (const auto& g : report.groups) {
+      py::dict d;
+      d["id"] = g.id;
+      d["ops"] = g.ops;
+      groups.append(d);
+    }
+    for (const auto& o : report.outside) {
+      py::dict d;
+      d["op"] = o.op;
+      d["decision"] = o.decision;
+      d["reason"] = o.reason;
+      outside.append(d);
+    }
     py::dict d;
     d["outside"] = outside;
     d["groups"] = groups;
-    d["eval_version"] = versioned;
+    d["eval_version"] = report.eval_version;
     return d;
   });
 
@@ -171,31 +136,6 @@ PYBIND11_MODULE(_C, m) {
   // Whole-graph conversion for to_relax(): every node must be convertible.
   m.def("graph_to_relax", [](std::shared_ptr<torch::jit::Graph> graph,
                              std::vector<at::Tensor> tensors) {
-    auto g = graph->copy();
-    torch::jit::Inline(*g);
-    if (!g->inputs().empty() && g->inputs()[0]->type()->cast<c10::ClassType>()) {
-      TORCH_CHECK(!g->inputs()[0]->hasUses(),
-                  "to_relax: the module still reads attributes; freeze it first");
-      g->eraseInput(0);
-    }
-    lowering::Functionalize(g);
-    std::vector<std::string> problems;
-    for (const auto* n : g->nodes()) {
-      if (n->kind() == c10::prim::Constant) continue;
-      if (!n->blocks().empty()) {
-        problems.push_back(std::string(n->kind().toQualString()) + ": control flow");
-      } else if (auto why = convert::UnsupportedReason(n)) {
-        problems.push_back(*why);
-      }
-    }
-    if (!problems.empty()) {
-      std::string msg = "to_relax: the graph has nodes TVM cannot take:";
-      for (const auto& p : problems) msg += "\n  " + p;
-      TORCH_CHECK(false, msg);
-    }
-    std::vector<c10::IValue> inputs(tensors.begin(), tensors.end());
-    auto converted =
-        convert::ConvertGraph(*g, inputs, std::vector<bool>(inputs.size(), false));
-    return Handoff(converted.ir_module);
+    return Handoff(frontend::GraphToRelax(graph, tensors));
   });
 }

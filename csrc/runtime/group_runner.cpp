@@ -5,8 +5,8 @@
 #include <chrono>
 
 #include "common/dlpack_bridge.h"
-#include "convert/graph_converter.h"
-#include "convert/registry.h"
+#include "frontend/torchscript/graph_converter.h"
+#include "frontend/torchscript/op_signature.h"
 #include "runtime/spec_key.h"
 
 namespace torch_tvm::runtime {
@@ -25,7 +25,7 @@ GroupRunner::GroupRunner(std::string id, std::shared_ptr<torch::jit::Graph> subg
       fallback_code_(graph_, "tvm_group_fallback_" + id_) {
   bind_as_constant_.resize(graph_->inputs().size(), false);
   for (const auto* node : graph_->nodes()) {
-    if (node->kind() != c10::prim::Constant) op_names_.push_back(convert::SchemaKey(node));
+    if (node->kind() != c10::prim::Constant) op_names_.push_back(frontend::SchemaKey(node));
   }
 }
 
@@ -77,7 +77,7 @@ std::shared_ptr<GroupRunner::Entry> GroupRunner::CompileEntry(
   auto start = std::chrono::steady_clock::now();
   auto entry = std::make_shared<Entry>();
   try {
-    auto converted = convert::ConvertGraph(*graph_, inputs, bind_as_constant_);
+    auto converted = frontend::ConvertGraph(*graph_, inputs, bind_as_constant_);
     entry->fn = compile::CompileRelax(converted.ir_module, options);
     entry->param_inputs = std::move(converted.param_inputs);
     entry->channels_last_outputs = std::move(converted.channels_last_outputs);
@@ -108,7 +108,7 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
   std::vector<tvm::ffi::Tensor> args;
   args.reserve(entry.param_inputs.size());
   for (const auto& src : entry.param_inputs) {
-    at::Tensor t = src.element == convert::ConvertedGraph::kWholeInput
+    at::Tensor t = src.element == frontend::ConvertedGraph::kWholeInput
                        ? inputs[src.input].toTensor()
                        : inputs[src.input].toTensorList().get(src.element);
     // The spec key guarantees a channels-last input here: its NHWC view is
@@ -129,7 +129,7 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
   torch::jit::drop(stack, inputs.size());
   size_t pos = 0, constant_pos = 0;
   for (int64_t arity : entry.output_arity) {
-    if (arity == convert::ConvertedGraph::kConstantOutput) {
+    if (arity == frontend::ConvertedGraph::kConstantOutput) {
       const c10::IValue& v = entry.constant_outputs.at(constant_pos++);
       // A constant tensor is handed out fresh, so callers may mutate it.
       torch::jit::push(stack, v.isTensor() ? c10::IValue(v.toTensor().clone()) : v);

@@ -19,7 +19,7 @@
 
 #include "common/options.h"
 #include "compile/compiler.h"
-#include "convert/graph_converter.h"
+#include "frontend/torchscript/graph_converter.h"
 
 namespace torch_tvm::runtime {
 
@@ -53,7 +53,7 @@ class GroupRunner {
  private:
   struct Entry {
     std::shared_ptr<compile::CompiledFunction> fn;
-    std::vector<convert::ConvertedGraph::ParamSource> param_inputs;
+    std::vector<frontend::ConvertedGraph::ParamSource> param_inputs;
     std::vector<bool> channels_last_outputs;
     std::vector<int64_t> output_arity;
     std::vector<c10::IValue> constant_outputs;

@@ -3,11 +3,14 @@
 #include <torch/csrc/jit/ir/irparser.h>
 
 #include "common/group_symbols.h"
+#include "frontend/torchscript/decisions.h"
 #include "partition/fuse_supported_ops.h"
 
 using torch_tvm::CompilationGroupKind;
 using torch_tvm::partition::FuseSupportedOps;
 using torch_tvm::partition::GroupComputeSize;
+using torch_tvm::frontend::Decision;
+using torch_tvm::frontend::FindDecision;
 
 namespace {
 std::shared_ptr<torch::jit::Graph> Parse(const std::string& ir) {
@@ -21,6 +24,12 @@ std::vector<torch::jit::Node*> Groups(torch::jit::Block* b) {
     if (n->kind() == CompilationGroupKind()) out.push_back(n);
   }
   return out;
+}
+torch::jit::Node* First(torch::jit::Block* b, const char* kind) {
+  for (auto* n : b->nodes()) {
+    if (std::string(n->kind().toQualString()) == kind) return n;
+  }
+  return nullptr;
 }
 int Count(torch::jit::Block* b, const char* kind) {
   int c = 0;
@@ -114,4 +123,45 @@ graph(%x : Tensor):
   EXPECT_EQ(GroupComputeSize(groups[0]), 2);
   EXPECT_EQ(Count(g->block(), "aten::add_"), 1);
   EXPECT_TRUE(groups[0]->isBefore(*std::prev(g->block()->nodes().end())));
+}
+
+// Every node left outside carries the typed reason the partitioner acted on.
+TEST(Partition, DecisionsAreTypedPerNode) {
+  auto g = Parse(kChain);
+  FuseSupportedOps(g, 3);
+  auto erfinv = FindDecision(First(g->block(), "aten::erfinv"));
+  ASSERT_TRUE(erfinv.has_value());
+  EXPECT_EQ(erfinv->decision, Decision::kUnsupportedOp);
+  for (const char* kind : {"aten::add", "aten::relu", "aten::sigmoid", "aten::tanh"}) {
+    auto d = FindDecision(First(g->block(), kind));
+    ASSERT_TRUE(d.has_value()) << kind;
+    EXPECT_EQ(d->decision, Decision::kBelowMinGroupSize) << kind;
+    EXPECT_NE(d->reason.find("had 2 compute op(s), below min_group_size=3"), std::string::npos)
+        << d->reason;
+  }
+}
+
+TEST(Partition, DecisionsNameWritesAndViewsOnlyGroups) {
+  auto g = Parse(R"IR(
+graph(%x : Tensor):
+  %one : int = prim::Constant[value=1]()
+  %m1 : int = prim::Constant[value=-1]()
+  %shape : int[] = prim::ListConstruct(%m1)
+  %a : Tensor = aten::relu(%x)
+  %v : Tensor = aten::view(%a, %shape)
+  %s : Tensor = aten::sigmoid(%v)
+  %w : Tensor = aten::add_(%v, %s, %one)
+  %z : int = prim::Constant[value=0]()
+  %q : Tensor = aten::unsqueeze(%x, %z)
+  return (%w, %q))IR");
+  FuseSupportedOps(g, 1);
+  auto view = FindDecision(First(g->block(), "aten::view"));
+  ASSERT_TRUE(view.has_value());
+  EXPECT_EQ(view->decision, Decision::kWrittenInPlace);
+  auto add = FindDecision(First(g->block(), "aten::add_"));
+  ASSERT_TRUE(add.has_value());
+  EXPECT_EQ(add->decision, Decision::kUnsupportedOp);
+  auto unsqueeze = FindDecision(First(g->block(), "aten::unsqueeze"));
+  ASSERT_TRUE(unsqueeze.has_value());
+  EXPECT_EQ(unsqueeze->decision, Decision::kViewsOnly);
 }

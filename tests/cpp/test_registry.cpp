@@ -5,8 +5,10 @@
 #include <algorithm>
 
 #include "convert/registry.h"
+#include "frontend/torchscript/op_signature.h"
 
 using namespace torch_tvm::convert;
+using namespace torch_tvm::frontend;
 
 namespace {
 std::shared_ptr<torch::jit::Graph> Parse(const std::string& ir) {
@@ -95,4 +97,44 @@ graph(%xi : Long(2, 3), %yi : Long(2, 3), %xf : Float(2, 3), %y : Tensor):
   }
   // A float operand, an unknown dtype (decided at conversion), a scalar exponent.
   for (int i : {2, 3, 4}) EXPECT_FALSE(UnsupportedReason(pows[i]).has_value()) << i;
+}
+
+// The table needs no graph: a front door that is not TorchScript builds the
+// op-call view itself.
+TEST(Registry, ChecksReadTheNeutralOpCallView) {
+  OpSignature dropout{"aten::dropout",
+                      {{c10::TensorType::get(), std::nullopt},
+                       {c10::FloatType::get(), c10::IValue(0.5)},
+                       {c10::BoolType::get(), c10::IValue(true)}},
+                      {c10::TensorType::get()}};
+  auto rejection = CheckSupport(dropout);
+  ASSERT_TRUE(rejection.has_value());
+  EXPECT_EQ(rejection->kind, Rejection::Kind::kCheckFailed);
+  EXPECT_NE(rejection->message.find("training"), std::string::npos);
+
+  dropout.args[2].constant = c10::IValue(false);
+  EXPECT_FALSE(CheckSupport(dropout).has_value());
+  dropout.args[2].constant = std::nullopt;  // known only at run time: checked at conversion
+  EXPECT_FALSE(CheckSupport(dropout).has_value());
+
+  OpSignature erfinv{"aten::erfinv", {{c10::TensorType::get(), std::nullopt}},
+                     {c10::TensorType::get()}};
+  ASSERT_TRUE(CheckSupport(erfinv).has_value());
+  EXPECT_EQ(CheckSupport(erfinv)->kind, Rejection::Kind::kNoConverter);
+  OpSignature is_contiguous{"aten::is_contiguous", {{c10::TensorType::get(), std::nullopt}},
+                            {c10::BoolType::get()}};
+  ASSERT_TRUE(CheckSupport(is_contiguous).has_value());
+  EXPECT_EQ(CheckSupport(is_contiguous)->kind, Rejection::Kind::kNonTensor);
+}
+
+TEST(Registry, AttributesOfConstantChunkBecomeArguments) {
+  auto g = Parse(R"IR(
+graph(%x : Tensor):
+  %a : Tensor, %b : Tensor = prim::ConstantChunk[chunks=2, dim=1](%x)
+  return (%a, %b))IR");
+  auto op = Signature(FirstOf(g, "prim::ConstantChunk"));
+  ASSERT_EQ(op.args.size(), 3u);
+  EXPECT_EQ(op.ConstantArg(1)->toInt(), 2);
+  EXPECT_EQ(op.ConstantArg(2)->toInt(), 1);
+  EXPECT_EQ(op.NumOutputs(), 2u);
 }

@@ -313,3 +313,29 @@ def test_jit_save_and_load_roundtrip():
     counters = group_counters(graph)
     assert counters and all(c["compiles"] >= 1 and c["fallback_calls"] == 0
                             for c in counters.values()), counters
+
+
+def _mixed_reasons(x, y):
+    a = torch.relu(x * 2.0)           # below min_group_size=3 once cumsum splits the chain
+    b = torch.cumsum(a, 0)            # no converter
+    y.add_(1.0)                       # written in place: y's view below must stay outside
+    v = y.view(-1)
+    return b, torch.sigmoid(v) + 1.0
+
+
+@pytest.mark.parametrize("script", [False, True])
+def test_explain_prints_the_partitioners_typed_decision_per_node(script):
+    """explain() reads the decision the partitioner recorded for each node it
+    left outside, not a guess."""
+    x, y = torch.randn(3, 4), torch.randn(3, 4)
+    torch_tvm.enable(min_group_size=3)
+    module = jit(_mixed_reasons, [x, y.clone()], script=script)
+    report = torch_tvm.explain(module, (x, y.clone()))
+    decisions = {o["op"]: o["decision"] for o in report.outside}
+    assert decisions["aten::cumsum"] == "unsupported_op", report.outside
+    assert decisions["aten::relu"] == "below_min_group_size", report.outside
+    assert decisions["aten::mul.Scalar"] == "below_min_group_size", report.outside
+    assert decisions["aten::view"] == "written_in_place", report.outside
+    assert "[below_min_group_size]: supported, but left outside: its group had 2 compute " \
+           "op(s), below min_group_size=3" in str(report)
+    assert not any(o["decision"] == "not_partitioned" for o in report.outside), report.outside

@@ -95,8 +95,8 @@ void PowBinary(ConvertContext& ctx) {
 
 // True / false when the torch dtype category of a pow operand is known from
 // the graph's types (profiled tensor types, int/float scalars).
-std::optional<bool> IsIntegral(const torch::jit::Value* v) {
-  const auto& type = v->type();
+std::optional<bool> IsIntegral(const ArgInfo& arg) {
+  const auto& type = arg.type;
   if (auto t = type->cast<c10::TensorType>()) {
     if (auto st = t->scalarType()) return at::isIntegralType(*st, /*includeBool=*/true);
     return std::nullopt;
@@ -108,8 +108,8 @@ std::optional<bool> IsIntegral(const torch::jit::Value* v) {
   return std::nullopt;
 }
 
-std::optional<std::string> FloatPowOnly(const torch::jit::Node* n) {
-  auto a = IsIntegral(n->input(0)), b = IsIntegral(n->input(1));
+std::optional<std::string> FloatPowOnly(const OpSignature& op) {
+  auto a = IsIntegral(op.Arg(0)), b = IsIntegral(op.Arg(1));
   if (a.value_or(false) && b.value_or(false)) {
     return "pow of integers with a tensor exponent (TVM's power is float-only)";
   }

@@ -64,11 +64,11 @@ void BatchNorm(ConvertContext& ctx) {
 
 // Training mode is converted only without running statistics (it would
 // update them in place otherwise).
-std::optional<std::string> UpdatesRunningStats(const torch::jit::Node* n) {
-  auto training = torch::jit::toIValue(n->inputs().at(5));
+std::optional<std::string> UpdatesRunningStats(const OpSignature& op) {
+  auto training = op.ConstantArg(5);
   if (!training || !training->isBool() || !training->toBool()) return std::nullopt;
   for (size_t i : {3, 4}) {
-    if (!n->inputs().at(i)->type()->cast<c10::NoneType>()) {
+    if (!op.Arg(i).type->cast<c10::NoneType>()) {
       return "batch_norm in training mode updates its running statistics";
     }
   }

@@ -76,10 +76,10 @@ void RequireFalse(const ConvertContext& ctx, size_t index, const std::string& wh
 }
 
 SupportCheckFn RejectIfTrue(size_t index, std::string what) {
-  return [index, what](const torch::jit::Node* n) -> std::optional<std::string> {
+  return [index, what](const OpSignature& op) -> std::optional<std::string> {
     // A flag known only at run time (a scripted module's self.training) is
     // checked again at conversion, where its value is known.
-    auto v = torch::jit::toIValue(n->inputs().at(index));
+    auto v = op.ConstantArg(index);
     if (v && v->isBool() && v->toBool()) return what;
     return std::nullopt;
   };

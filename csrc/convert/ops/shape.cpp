@@ -139,8 +139,8 @@ void ConstantPad(ConvertContext& ctx, size_t value_index) {
                              value));
 }
 
-std::optional<std::string> NotConstantPad(const torch::jit::Node* n) {
-  auto mode = torch::jit::toIValue(n->inputs().at(2));
+std::optional<std::string> NotConstantPad(const OpSignature& op) {
+  auto mode = op.ConstantArg(2);
   if (!mode || !mode->isString()) return "pad mode not known at compile time";
   if (mode->toStringRef() != "constant") return "pad mode '" + mode->toStringRef() + "'";
   return std::nullopt;
@@ -162,10 +162,11 @@ TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::chunk", [](ConvertContext& c) {
     c.SetOutputList(0, ChunkPieces(c, c.Int(1), c.Int(2)));
   });
-  // Tracing rewrites chunk into prim::ConstantChunk, with chunks/dim as attributes.
+  // Tracing rewrites chunk into prim::ConstantChunk, with chunks/dim as
+  // attributes; the front door passes them as arguments 1 and 2.
   reg.Register("prim::ConstantChunk", [](ConvertContext& c) {
-    auto parts = ChunkPieces(c, c.node->i(c10::attr::chunks), c.node->i(c10::attr::dim));
-    if (parts.size() != c.node->outputs().size()) throw std::runtime_error("chunk count mismatch");
+    auto parts = ChunkPieces(c, c.Int(1), c.Int(2));
+    if (parts.size() != c.op.NumOutputs()) throw std::runtime_error("chunk count mismatch");
     for (size_t i = 0; i < parts.size(); ++i) c.SetOutput(i, parts[i]);
   });
   reg.Register("aten::split.Tensor", [](ConvertContext& c) { SplitEqual(c, c.Int(1), c.Int(2)); });
@@ -177,7 +178,7 @@ TORCH_TVM_CONVERTERS(shape) {
   reg.Register("aten::unsqueeze", Unsqueeze);
   // A list of tensors, or a list of compile-time scalars (a view's shape).
   reg.RegisterCompileTime("prim::ListConstruct", [](ConvertContext& c) {
-    auto type = c.node->output()->type()->expect<c10::ListType>()->getElementType();
+    auto type = c.op.outputs.at(0)->expect<c10::ListType>()->getElementType();
     if (type->isSubtypeOf(*c10::TensorType::get())) {
       std::vector<Expr> items;
       for (size_t i = 0; i < c.NumInputs(); ++i) items.push_back(c.Tensor(i));
@@ -197,7 +198,7 @@ TORCH_TVM_CONVERTERS(shape) {
   });
   reg.Register("prim::ListUnpack", [](ConvertContext& c) {
     auto items = c.TensorList(0);
-    if (items.size() != c.node->outputs().size()) throw std::runtime_error("list length mismatch");
+    if (items.size() != c.op.NumOutputs()) throw std::runtime_error("list length mismatch");
     for (size_t i = 0; i < items.size(); ++i) c.SetOutput(i, items[i]);
   });
 }

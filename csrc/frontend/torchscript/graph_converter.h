@@ -1,4 +1,5 @@
-// Lowers a straight-line TorchScript graph to a Relax IRModule.
+// Lowers a straight-line TorchScript graph to a Relax IRModule: walks the
+// nodes, hands each converter its op call (op_signature.h) and inputs.
 //
 // Called at the first run of a group with concrete inputs: tensor inputs
 // become Relax parameters with their concrete shapes, or constants when the
@@ -11,7 +12,7 @@
 
 #include "common/ffi_call.h"
 
-namespace torch_tvm::convert {
+namespace torch_tvm::frontend {
 
 struct ConvertedGraph {
   ObjectRef ir_module;               // tvm.IRModule with a "main" function
@@ -40,4 +41,4 @@ struct ConvertedGraph {
 ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c10::IValue>& inputs,
                             const std::vector<bool>& bind_as_constant);
 
-}  // namespace torch_tvm::convert
+}  // namespace torch_tvm::frontend

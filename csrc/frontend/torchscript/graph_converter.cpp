@@ -1,4 +1,4 @@
-#include "convert/graph_converter.h"
+#include "frontend/torchscript/graph_converter.h"
 
 #include <torch/csrc/jit/ir/constants.h>
 
@@ -7,8 +7,18 @@
 
 #include "common/dlpack_bridge.h"
 #include "convert/registry.h"
+#include "frontend/torchscript/op_signature.h"
 
-namespace torch_tvm::convert {
+namespace torch_tvm::frontend {
+
+using convert::ConverterRegistry;
+using convert::Converter;
+using convert::ConvertContext;
+using convert::LoweredValue;
+using convert::RelaxBuilder;
+using convert::Expr;
+using convert::IntArray;
+using convert::RelaxDType;
 
 using torch::jit::Node;
 using torch::jit::Value;
@@ -76,12 +86,14 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
                                               : LoweredValue::OfConstant(*value);
       continue;
     }
-    const std::string key = SchemaKey(node);
+    const convert::OpSignature op = Signature(node);
+    const std::string& key = op.key;
     const Converter* conv = ConverterRegistry::Global().Find(key);
     if (!conv) throw std::runtime_error("no converter for " + key);
     std::vector<LoweredValue> node_inputs;
     for (const Value* in : node->inputs()) node_inputs.push_back(env.at(in));
-    ConvertContext ctx(bb, node, std::move(node_inputs));
+    for (auto& v : AttributeArgs(node)) node_inputs.push_back(LoweredValue::OfConstant(v));
+    ConvertContext ctx(bb, op, std::move(node_inputs));
     try {
       conv->convert(ctx);
     } catch (const std::exception& e) {
@@ -127,4 +139,4 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
   return result;
 }
 
-}  // namespace torch_tvm::convert
+}  // namespace torch_tvm::frontend
