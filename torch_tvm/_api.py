@@ -5,28 +5,45 @@ import torch
 import tvm_ffi
 
 from . import _C
+from ._targets import normalize_target
 
 _DEFAULTS = dict(opt_level=3, strict=False, target=None, num_threads=None, cache_size=16,
                  min_group_size=2)
 
 
-def enable(opt_level: int = 3, strict: bool = False, target: str | None = None,
+def _check_int(name: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"torch_tvm: {name} must be an int, not {type(value).__name__}")
+    if value < low or (high is not None and value > high):
+        bounds = f"between {low} and {high}" if high is not None else f">= {low}"
+        raise ValueError(f"torch_tvm: {name} must be {bounds}, got {value}")
+    return value
+
+
+def enable(opt_level: int = 3, strict: bool = False, target=None,
            num_threads: int | None = None, cache_size: int = 16, min_group_size: int = 2) -> None:
     """Turn on the TorchScript pass that runs supported subgraphs through TVM.
 
     TVM's parallel loops and the oneDNN kernels both run on PyTorch's OpenMP
     pool, so the thread budget is torch.get_num_threads(). `num_threads` sets
     it (through torch.set_num_threads, once, here).
+
+    `target` (default: llvm for this host's CPU) takes a dict, TVM's JSON
+    string or the classic "llvm -mcpu=... -mattr=..." string; a target this
+    CPU cannot execute is refused (torch_tvm/_targets.py). Every option is
+    checked here, with a ValueError naming the valid values.
     """
-    if cache_size < 1:
-        raise ValueError("cache_size must be >= 1")
-    if min_group_size < 1:
-        raise ValueError("min_group_size must be >= 1")
-    if num_threads is not None and num_threads < 1:
-        raise ValueError("num_threads must be >= 1")
+    _check_int("opt_level", opt_level, 0, 3)
+    _check_int("cache_size", cache_size, 1)
+    _check_int("min_group_size", min_group_size, 1)
+    if num_threads is not None:
+        _check_int("num_threads", num_threads, 1)
+    if not isinstance(strict, bool):
+        raise ValueError(f"torch_tvm: strict must be True or False, not {strict!r}")
+    target_json = normalize_target(target)
     if num_threads is not None and num_threads != torch.get_num_threads():
         torch.set_num_threads(int(num_threads))
-    _C.set_options(True, int(opt_level), bool(strict), target or "", int(num_threads or 0),
+    _C.set_options(True, int(opt_level), bool(strict), target_json, int(num_threads or 0),
                    int(cache_size), int(min_group_size))
     _C.install_pass()
 
