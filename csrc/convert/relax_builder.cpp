@@ -35,6 +35,14 @@ std::string RelaxDType(at::ScalarType type) {
 
 RelaxBuilder::RelaxBuilder() : bb_(CallGlobal("relax.BlockBuilderCreate", nullptr)) {}
 
+RelaxBuilder::~RelaxBuilder() {
+  try {
+    if (block_open_) CallGlobalAny("relax.BlockBuilderEndBlock", bb_);
+    if (scope_open_) CallGlobalAny("relax.BlockBuilderEndScope", bb_);
+  } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw
+  }
+}
+
 Expr RelaxBuilder::Param(const std::string& name, const std::vector<int64_t>& shape,
                          const std::string& dtype) {
   auto shape_expr = CallGlobal("relax.ShapeExpr", IntArray(shape), nullptr);
@@ -47,7 +55,9 @@ Expr RelaxBuilder::Param(const std::string& name, const std::vector<int64_t>& sh
 void RelaxBuilder::BeginFunction(const std::vector<Expr>& params) {
   params_ = params;
   CallGlobalAny("relax.BlockBuilderBeginScope", bb_, Array<ObjectRef>(params.begin(), params.end()));
+  scope_open_ = true;
   CallGlobalAny("relax.BlockBuilderBeginDataflowBlock", bb_);
+  block_open_ = true;
 }
 
 Expr RelaxBuilder::Emit(const Expr& value) {
@@ -58,6 +68,7 @@ ObjectRef RelaxBuilder::Finish(const std::vector<Expr>& outputs) {
   Expr result = outputs.size() == 1 ? outputs[0] : Emit(Tuple(outputs));
   Expr out = CallGlobal("relax.BlockBuilderEmitOutput", bb_, result, String(""));
   ObjectRef block = CallGlobal("relax.BlockBuilderEndBlock", bb_);
+  block_open_ = false;
   ObjectRef seq = CallGlobal("relax.SeqExpr", Array<ObjectRef>{block}, out, nullptr);
   Array<ObjectRef> params(params_.begin(), params_.end());
   seq = CallGlobal("relax.BlockBuilderNormalize", bb_, seq);
@@ -67,6 +78,7 @@ ObjectRef RelaxBuilder::Finish(const std::vector<Expr>& outputs) {
                                String("__dict__"), attr_map);
   ObjectRef func = CallGlobal("relax.Function", params, seq, nullptr, true, attrs, nullptr);
   CallGlobalAny("relax.BlockBuilderEndScope", bb_);
+  scope_open_ = false;
   CallGlobalAny("relax.BlockBuilderAddFunction", bb_, func, String("main"));
   return CallGlobal("relax.BlockBuilderFinalize", bb_);
 }

@@ -26,6 +26,12 @@ struct TensorInfo {
 class RelaxBuilder {
  public:
   RelaxBuilder();
+  // A function left open (a converter threw) is closed here, so TVM's
+  // BlockBuilder is not destroyed with open blocks (it would print
+  // "BlockBuilder destroyed with remaining blocks!" on every rejection).
+  ~RelaxBuilder();
+  RelaxBuilder(const RelaxBuilder&) = delete;
+  RelaxBuilder& operator=(const RelaxBuilder&) = delete;
 
   // A function parameter; call all of them before BeginFunction.
   Expr Param(const std::string& name, const std::vector<int64_t>& shape, const std::string& dtype);
@@ -67,6 +73,7 @@ class RelaxBuilder {
  private:
   ObjectRef bb_;
   std::vector<Expr> params_;
+  bool block_open_ = false, scope_open_ = false;
 };
 
 // Helpers to build FFI arrays from C++ vectors.

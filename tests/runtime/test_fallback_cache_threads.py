@@ -67,6 +67,24 @@ def test_unconvertible_op_falls_back_with_warning_naming_it():
     assert report.num_fallbacks >= 3 and "FALLBACK for spec" in str(report), str(report)
 
 
+def _pool_with_divisor_copy(x):
+    return F.avg_pool2d(torch.relu(x) - 1.0, 2, divisor_override=3) * 2.0
+
+
+def test_rejection_prints_nothing_beyond_the_one_warning(capfd):
+    """A converter that rejects an op leaves no open Relax block behind: TVM
+    printed "BlockBuilder destroyed with remaining blocks!" on stderr."""
+    x = torch.randn(2, 3, 8, 6)
+    module = jit(_pool_with_divisor_copy, [x])
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        run_jitted(module, x, calls=3)
+    assert len(_fallback_messages(caught)) == 1
+    out, err = capfd.readouterr()
+    assert err == "" and out == "", (out, err)
+
+
 def test_strict_mode_raises_instead_of_falling_back():
     torch_tvm.enable(strict=True)
     x = torch.randn(2, 3, 8, 6)
