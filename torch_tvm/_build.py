@@ -12,7 +12,8 @@ Pipeline (opt_level >= 1):
   OffloadToOneDNN                         conv/linear/matmul → prepacked oneDNN kernels
   ChooseAtenOrTvmKernels                  each norm/softmax to ATen where measured faster
   LegalizeOps with _legalize's rules      vectorisable transcendentals (_fastmath), norms,
-                                          softmax and reductions over flat row views
+                                          softmax and reductions over flat row views; relu,
+                                          maximum/minimum and max pooling keep NaN (_nan)
   RewriteDataflowReshape                  reshapes as no-copy views
   AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
   AccumulateResidualInPlace               conv + residual add writes into a dead residual
@@ -28,7 +29,7 @@ from tvm import relax
 
 from ._aten_choice import choose_kernels
 from ._inplace import accumulate_residual_in_place
-from ._legalize import legalize_ops
+from ._legalize import legalize_ops, nan_only_legalize_ops
 from ._offload import offload_to_onednn
 from ._permutes import sink_permutes
 from ._schedule import default_cpu_schedule
@@ -50,7 +51,7 @@ def _pipeline(opt_level: int) -> tvm.transform.Pass:
     else:
         passes.append(relax.transform.DecomposeOpsForInference())
     passes += [
-        legalize_ops() if opt_level >= 1 else relax.transform.LegalizeOps(),
+        legalize_ops() if opt_level >= 1 else nan_only_legalize_ops(),
         relax.transform.AnnotateTIROpPattern(),
         relax.transform.FoldConstant(),
         relax.transform.FuseOps(),

@@ -19,6 +19,7 @@ import tvm
 from tvm import relax, te, tirx
 
 from . import _fastmath as fm
+from ._nan import nan_max, nan_rules
 
 
 def _is_f32(call) -> bool:
@@ -131,10 +132,9 @@ def _flat_view(bb, x, lead):
     return bb.emit(relax.op.reshape(x, shape[:lead] + [length]))
 
 
-def _max_keeping_nan(a, b):
-    """max that returns NaN when either side is NaN, as torch's max/amax do
-    (TIR's max lowers to a compare-select that drops a NaN)."""
-    return tirx.Select(tirx.Or(a >= b, tirx.isnan(a)), a, b)
+# max that returns NaN when either side is NaN, as torch's max/amax do
+# (TIR's max lowers to a compare-select that drops a NaN).
+_max_keeping_nan = nan_max
 
 
 _NAN_MAX = te.comm_reducer(_max_keeping_nan, lambda t: tirx.min_value(t), name="nan_max")
@@ -483,7 +483,14 @@ def legalize_map() -> dict:
     rules["relax.mean"] = _reduce_rule("sum", mean=True)
     rules["relax.max"] = _reduce_rule("max", mean=False)
     rules["relax.argmax"] = _argmax_rule
+    rules.update(nan_rules())
     return {op: _with_default(rule, op) for op, rule in rules.items()}
+
+
+def nan_only_legalize_ops():
+    """opt_level 0: TVM's own lowering, except the ops that would drop a NaN."""
+    return relax.transform.LegalizeOps(
+        customize_legalize_map={op: _with_default(rule, op) for op, rule in nan_rules().items()})
 
 
 def legalize_ops():

@@ -1,0 +1,74 @@
+"""NaN and infinity through every TVM kernel that takes a max or a min: eager
+PyTorch propagates NaN through relu, clamp, maximum/minimum and max pooling;
+TVM's compare-select max dropped it (relu(nan) gave 0)."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_tvm
+from conftest import GROUP_KIND, assert_outputs_close, run_jitted, jit
+
+NAN, INF = float("nan"), float("inf")
+
+
+def _with_specials(*shape):
+    x = torch.randn(*shape)
+    flat = x.view(-1)
+    n = flat.numel()
+    for k, v in enumerate([NAN, INF, -INF, -0.0, NAN]):
+        flat[(k * 7919) % n] = v
+    return x
+
+
+CASES = {
+    "relu": (lambda x: torch.relu(x * 1.0), (2, 3, 9, 9)),
+    "clamp": (lambda x: torch.clamp(x * 1.0, -1.0, 1.0), (4, 33)),
+    "clamp_min": (lambda x: torch.clamp(x + 0.0, min=0.5), (4, 33)),
+    "relu6": (lambda x: F.relu6(x * 1.0), (4, 33)),
+    "hardtanh": (lambda x: F.hardtanh(x * 1.0), (4, 33)),
+    "hardsigmoid": (lambda x: F.hardsigmoid(x * 1.0), (4, 33)),
+    "maximum_nan_left": (lambda x: torch.maximum(x * 1.0, torch.zeros(33)), (4, 33)),
+    "minimum_nan_right": (lambda x: torch.minimum(torch.zeros(4, 1), x * 1.0), (4, 33)),
+    "max_pool": (lambda x: F.max_pool2d(x * 1.0, 2), (2, 3, 8, 8)),
+    "max_pool_pad_ceil": (lambda x: F.max_pool2d(x * 1.0, 3, 2, 1, ceil_mode=True), (1, 4, 9, 9)),
+    "max_pool_dilated": (lambda x: F.max_pool2d(x * 1.0, 2, 1, 0, dilation=2), (1, 4, 7, 7)),
+}
+
+
+@pytest.mark.parametrize("opt_level", [3, 0])
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_nan_and_inf_propagate_as_in_eager(name, opt_level):
+    torch_tvm.enable(min_group_size=1, opt_level=opt_level)
+    fn, shape = CASES[name]
+    x = _with_specials(*shape)
+    before = torch_tvm.stats()
+    out, graph = run_jitted(jit(fn, [x]), x)
+    assert GROUP_KIND in str(graph), graph
+    with torch.no_grad():
+        assert_outputs_close(out, fn(x), rtol=1e-6, atol=0.0, equal_nan=True)
+    after = torch_tvm.stats()
+    assert after["fallback_calls"] == before["fallback_calls"]
+    assert after["compile_failures"] == before["compile_failures"]
+
+
+def test_max_pool_of_a_channels_last_input_keeps_nan():
+    torch_tvm.enable(min_group_size=1)
+    fn = lambda x: F.max_pool2d(x * 1.0, 3, 2, 1)  # noqa: E731
+    x = _with_specials(1, 24, 9, 9).contiguous(memory_format=torch.channels_last)
+    out, graph = run_jitted(jit(fn, [x]), x)
+    assert GROUP_KIND in str(graph), graph
+    with torch.no_grad():
+        assert_outputs_close(out, fn(x), rtol=1e-6, atol=0.0, equal_nan=True)
+
+
+def test_relu_of_negative_zero_matches_eager_bitwise():
+    torch_tvm.enable(min_group_size=1)
+    x = torch.tensor([-0.0, 0.0, -1.0, NAN, INF, -INF] * 4)
+    fn = lambda t: torch.relu(t * 1.0)  # noqa: E731
+    out, _ = run_jitted(jit(fn, [x]), x)
+    with torch.no_grad():
+        ref = fn(x)
+    assert torch.equal(torch.signbit(out), torch.signbit(ref))
+    assert_outputs_close(out, ref, rtol=0, atol=0, equal_nan=True)

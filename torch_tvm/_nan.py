@@ -1,0 +1,119 @@
+"""Legalisation rules that keep NaN where eager PyTorch keeps it.
+
+TVM's float max and min lower to a compare-select, `a > b ? a : b`, which
+returns b when a is NaN. So TOPI's relu (max(x, 0)), maximum/minimum with
+the NaN on the left (clamp, relu6, hardtanh, hardsigmoid) and max pooling (a
+running max) turned a NaN into a number: a silently different result from
+eager, where relu(nan), clamp(nan), maximum(nan, y) and a pool window holding
+a NaN are all NaN. The rules here write those ops in TE with a NaN check:
+  - relu(x) = x < 0 ? 0 : x       (no extra instruction: NaN < 0 is false;
+                                   relu(-0.0) stays -0.0, as ATen's maxps gives)
+  - maximum(a, b) = (a > b or a is NaN) ? a : b   (NaN from either side)
+  - minimum(a, b) = (a < b or a is NaN) ? a : b
+  - max_pool2d: the window max with the same NaN-keeping combiner.
+Only floating dtypes are rewritten; integer ops keep TVM's lowering.
+"""
+from __future__ import annotations
+
+from tvm import te, tirx
+
+
+def _float(call) -> bool:
+    ty = call.ty
+    return str(getattr(ty, "dtype", "")).startswith(("float", "bfloat"))
+
+
+def nan_max(a, b):
+    return tirx.Select(tirx.Or(a > b, tirx.isnan(a)), a, b)
+
+
+def nan_min(a, b):
+    return tirx.Select(tirx.Or(a < b, tirx.isnan(a)), a, b)
+
+
+def _neg_inf(dtype):
+    return tirx.const(float("-inf"), dtype)
+
+
+_NAN_MAX = te.comm_reducer(nan_max, _neg_inf, name="nan_keeping_max")
+
+
+def _relu_rule(bb, call):
+    if not _float(call):
+        return None
+
+    def te_fn(x):
+        zero = tirx.const(0.0, x.dtype)
+        return te.compute(x.shape, lambda *i: tirx.Select(x(*i) < zero, zero, x(*i)),
+                          name="T_relu")
+    return bb.call_te(te_fn, call.args[0], primfunc_name_hint="relu")
+
+
+def _broadcast_read(t, out_ndim):
+    """Index a tensor broadcast to an output of `out_ndim` axes (numpy rules)."""
+    lead = out_ndim - len(t.shape)
+
+    def read(*i):
+        idx = [tirx.const(0, "int64") if _is_one(d) else i[lead + k]
+               for k, d in enumerate(t.shape)]
+        return t(*idx)
+    return read
+
+
+def _is_one(dim) -> bool:
+    return isinstance(dim, tirx.IntImm) and int(dim) == 1
+
+
+def _binary_rule(combine, name):
+    def rule(bb, call):
+        if not _float(call) or call.ty.shape is None:
+            return None
+        out_shape = list(call.ty.shape.values)
+
+        def te_fn(a, b):
+            ra, rb = _broadcast_read(a, len(out_shape)), _broadcast_read(b, len(out_shape))
+            return te.compute(out_shape, lambda *i: combine(ra(*i), rb(*i)), name="T_" + name)
+        return bb.call_te(te_fn, call.args[0], call.args[1], primfunc_name_hint=name)
+    return rule
+
+
+def _max_pool2d_rule(bb, call):
+    attrs = call.attrs
+    layout = str(attrs.layout)
+    if not _float(call) or layout not in ("NCHW", "NHWC") or str(attrs.out_layout) != layout \
+            or call.ty.shape is None:
+        return None
+    kh, kw = (int(v) for v in attrs.pool_size)
+    sh, sw = (int(v) for v in attrs.strides)
+    dh, dw = (int(v) for v in attrs.dilation)
+    top, left = int(attrs.padding[0]), int(attrs.padding[1])
+    out_shape = list(call.ty.shape.values)
+    h_axis, w_axis = layout.index("H"), layout.index("W")
+
+    def te_fn(x):
+        height, width = x.shape[h_axis], x.shape[w_axis]
+        rh = te.reduce_axis((0, kh), name="rh")
+        rw = te.reduce_axis((0, kw), name="rw")
+        low = _neg_inf(x.dtype)
+
+        def body(*i):
+            h = i[h_axis] * sh + rh * dh - top
+            w = i[w_axis] * sw + rw * dw - left
+            idx = list(i)
+            idx[h_axis], idx[w_axis] = h, w
+            inside = tirx.all(h >= 0, h < height, w >= 0, w < width)
+            # A padded position never wins: -inf, as eager pads (ceil_mode
+            # windows past the input end read padding too).
+            value = tirx.if_then_else(inside, x(*idx), low)
+            return _NAN_MAX(value, axis=[rh, rw])
+        return te.compute(out_shape, body, name="T_pool_max")
+    return bb.call_te(te_fn, call.args[0], primfunc_name_hint="max_pool2d")
+
+
+def nan_rules() -> dict:
+    return {
+        "relax.nn.relu": _relu_rule,
+        "relax.maximum": _binary_rule(nan_max, "maximum"),
+        "relax.minimum": _binary_rule(nan_min, "minimum"),
+        "relax.nn.max_pool2d": _max_pool2d_rule,
+    }
