@@ -33,6 +33,31 @@ bool OnlyViews(const Node* group) {
   return true;
 }
 
+// Whether a value can be known when the group compiles: constants, every
+// non-tensor value (a group input of that kind is part of the spec key), and
+// tensors computed only from those by convertible ops (NumToTensor(size) * 2,
+// folded at conversion). A tensor from a graph input or a weight is data,
+// known only at run time; so is one computed by an op TVM cannot take (it
+// would enter the group as a run-time input).
+bool KnownAtCompileTime(const Value* v, int depth = 0) {
+  if (!v->type()->isSubtypeOf(*c10::TensorType::get())) return true;
+  const Node* p = v->node();
+  if (p->kind() == c10::prim::Constant) return true;
+  if (p->kind() == c10::prim::Param || p->kind() == c10::prim::GetAttr || depth > 32 ||
+      p->inputs().empty() || !p->blocks().empty() || frontend::CheckSupport(p)) {
+    return false;
+  }
+  for (const Value* in : p->inputs()) {
+    if (!KnownAtCompileTime(in, depth + 1)) return false;
+  }
+  return true;
+}
+
+// Converters that need an input's value at compile time (not just its shape).
+bool NeedsCompileTimeInput(const Node* n) {
+  return frontend::SchemaKey(n) == "aten::Int.Tensor";
+}
+
 Decision DecisionOf(convert::Rejection::Kind kind) {
   switch (kind) {
     case convert::Rejection::Kind::kNoConverter: return Decision::kUnsupportedOp;
@@ -76,6 +101,13 @@ class Fuser {
     }
     if (auto rejection = frontend::CheckSupport(n)) {
       if (!IsStructural(n)) Decide(n, DecisionOf(rejection->kind), rejection->message);
+      return false;
+    }
+    if (NeedsCompileTimeInput(n) && !KnownAtCompileTime(n->input(0))) {
+      // In a group it could never compile: every call would fall back.
+      Decide(n, Decision::kRuntimeValue,
+             frontend::SchemaKey(n) + " reads the value of a tensor computed at run time (%" +
+                 n->input(0)->debugName() + "); it stays in PyTorch");
       return false;
     }
     // Moves are checked against mutations by AliasDb. What else can go wrong

@@ -339,3 +339,48 @@ def test_explain_prints_the_partitioners_typed_decision_per_node(script):
     assert "[below_min_group_size]: supported, but left outside: its group had 2 compute " \
            "op(s), below min_group_size=3" in str(report)
     assert not any(o["decision"] == "not_partitioned" for o in report.outside), report.outside
+
+
+def _traced_shape_arithmetic(x):
+    n = x.shape[0] * 2            # traced: NumToTensor(size) * 2, then aten::Int for the view
+    return torch.relu(x.reshape(n, -1) * 3.0 + 1.0)
+
+
+def _int_of_data(x):
+    k = int(x.max())              # the value of computed data
+    return torch.relu(x * 2.0 + k)
+
+
+def test_shape_arithmetic_on_0d_tensors_folds_at_compile_time():
+    """Traced shape math (mul of NumToTensor(size), then Int) is evaluated when
+    the group compiles: the group compiles once and never falls back (it used
+    to fail with "binary op with two scalars" / "Int.Tensor: input 0 must be
+    known at compile time" on every call)."""
+    torch_tvm.enable()
+    x = torch.randn(4, 6, 5)
+    before = torch_tvm.stats()
+    out, graph = run_tvm(_traced_shape_arithmetic, x, return_graph=True)
+    torch.testing.assert_close(out, _traced_shape_arithmetic(x))
+    ops = ops_in_groups(graph)
+    assert "aten::reshape" in ops and "aten::Int" in ops, ops
+    after = torch_tvm.stats()
+    assert after["compile_failures"] == before["compile_failures"]
+    assert after["fallback_calls"] == before["fallback_calls"]
+
+
+def test_int_of_runtime_data_never_enters_a_group():
+    """aten::Int of a tensor computed at run time could never compile in a
+    group: it stays outside with its reason, and no group falls back."""
+    torch_tvm.enable(min_group_size=1)
+    x = torch.randn(4, 6)
+    module = jit(_int_of_data, [x], script=True)
+    before = torch_tvm.stats()
+    out, graph = run_jitted(module, x)
+    torch.testing.assert_close(out, _int_of_data(x))
+    assert GROUP_KIND in str(graph)
+    after = torch_tvm.stats()
+    assert after["compile_failures"] == before["compile_failures"]
+    assert after["fallback_calls"] == before["fallback_calls"]
+    report = torch_tvm.explain(module, (x,))
+    decisions = {o["op"]: o["decision"] for o in report.outside}
+    assert decisions.get("aten::Int.Tensor") == "needs_runtime_value", report.outside

@@ -2,6 +2,10 @@
 
 #include <torch/csrc/jit/ir/constants.h>
 
+#include <ATen/core/stack.h>
+#include <c10/core/InferenceMode.h>
+
+#include <optional>
 #include <stdexcept>
 #include <unordered_map>
 
@@ -22,6 +26,33 @@ using convert::RelaxDType;
 
 using torch::jit::Node;
 using torch::jit::Value;
+
+namespace {
+
+// A pure op whose every input is known at compile time (shape arithmetic that
+// a traced model does on 0-d tensors: NumToTensor(size) * 2, then Int) is run
+// once here with PyTorch's own kernel; its results are compile-time values,
+// as for shape plumbing. Weights are Relax constants, not compile-time values,
+// so this never runs a layer on them.
+std::optional<torch::jit::Stack> FoldAtCompileTime(const Node* node,
+                                                   const std::vector<LoweredValue>& inputs) {
+  if (inputs.empty()) return std::nullopt;
+  for (const auto& in : inputs) {
+    if (in.kind != LoweredValue::Kind::kConstant) return std::nullopt;
+  }
+  const auto* schema = node->maybeSchema();
+  if (!schema || schema->is_mutable() || node->isNondeterministic() || node->hasSideEffects()) {
+    return std::nullopt;
+  }
+  c10::InferenceMode guard;
+  torch::jit::Stack stack;
+  for (const auto& in : inputs) stack.push_back(in.constant);
+  node->getOperation()(stack);
+  if (stack.size() != node->outputs().size()) return std::nullopt;
+  return stack;
+}
+
+}  // namespace
 
 ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c10::IValue>& inputs,
                             const std::vector<bool>& bind_as_constant) {
@@ -93,6 +124,14 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     std::vector<LoweredValue> node_inputs;
     for (const Value* in : node->inputs()) node_inputs.push_back(env.at(in));
     for (auto& v : AttributeArgs(node)) node_inputs.push_back(LoweredValue::OfConstant(v));
+    if (!conv->compile_time && AttributeArgs(node).empty()) {
+      if (auto folded = FoldAtCompileTime(node, node_inputs)) {
+        for (size_t i = 0; i < folded->size(); ++i) {
+          env[node->outputs()[i]] = LoweredValue::OfConstant((*folded)[i]);
+        }
+        continue;
+      }
+    }
     ConvertContext ctx(bb, op, std::move(node_inputs));
     try {
       conv->convert(ctx);
