@@ -68,6 +68,11 @@ def _binary_rule(combine, name):
     def rule(bb, call):
         if not _float(call) or call.ty.shape is None:
             return None
+        # With a scalar operand (clamp's bounds) the converter already puts
+        # the constant first, where TVM's select keeps the tensor's NaN; and
+        # this TE form of it was not vectorised (10x slower, kernel benchmark).
+        if any(len(a.ty.shape.values) == 0 for a in call.args if a.ty.shape is not None):
+            return None
         out_shape = list(call.ty.shape.values)
 
         def te_fn(a, b):

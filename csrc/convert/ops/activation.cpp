@@ -9,10 +9,12 @@ Expr Scalar(ConvertContext& ctx, const Expr& like, double v) {
   return ctx.bb.ScalarConstant(v, ctx.bb.InfoOf(like).dtype);
 }
 
-// clamp(x, lo, hi) with either bound optional (NaN propagates like torch).
+// clamp(x, lo, hi) with either bound optional. The bound goes first: TVM's
+// max/min is `a > b ? a : b`, which keeps a NaN in b, so x's NaN propagates
+// as in torch (tests/convert/test_nan.py).
 Expr Clamp(ConvertContext& ctx, Expr x, std::optional<double> lo, std::optional<double> hi) {
-  if (lo) x = ctx.bb.Op("maximum", x, Scalar(ctx, x, *lo));
-  if (hi) x = ctx.bb.Op("minimum", x, Scalar(ctx, x, *hi));
+  if (lo) x = ctx.bb.Op("maximum", Scalar(ctx, x, *lo), x);
+  if (hi) x = ctx.bb.Op("minimum", Scalar(ctx, x, *hi), x);
   return x;
 }
 
