@@ -134,10 +134,7 @@ def _flat_view(bb, x, lead):
 
 # max that returns NaN when either side is NaN, as torch's max/amax do
 # (TIR's max lowers to a compare-select that drops a NaN).
-_max_keeping_nan = nan_max
-
-
-_NAN_MAX = te.comm_reducer(_max_keeping_nan, lambda t: tirx.min_value(t), name="nan_max")
+_NAN_MAX = te.comm_reducer(nan_max, lambda t: tirx.min_value(t), name="nan_max")
 
 
 def _flat_reduce(rows, length, value, kind, name):

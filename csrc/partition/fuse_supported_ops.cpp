@@ -198,12 +198,11 @@ class Fuser {
       for (Block* sub : n->blocks()) DissolveSmallGroups(sub);
       if (n->kind() != CompilationGroupKind()) continue;
       int64_t size = GroupComputeSize(n);
-      bool views = OnlyViews(n);
-      if (size >= min_group_size_ && !views) continue;
-      Decision decision = size < min_group_size_ ? Decision::kBelowMinGroupSize
-                                                 : Decision::kViewsOnly;
+      bool small = size < min_group_size_;
+      if (!small && !OnlyViews(n)) continue;
+      Decision decision = small ? Decision::kBelowMinGroupSize : Decision::kViewsOnly;
       std::string reason =
-          size < min_group_size_
+          small
               ? "supported, but left outside: its group had " + std::to_string(size) +
                     " compute op(s), below min_group_size=" + std::to_string(min_group_size_)
               : "supported, but left outside: its group held only views, which eager "

@@ -123,8 +123,9 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     if (!conv) throw std::runtime_error("no converter for " + key);
     std::vector<LoweredValue> node_inputs;
     for (const Value* in : node->inputs()) node_inputs.push_back(env.at(in));
-    for (auto& v : AttributeArgs(node)) node_inputs.push_back(LoweredValue::OfConstant(v));
-    if (!conv->compile_time && AttributeArgs(node).empty()) {
+    auto attribute_args = AttributeArgs(node);
+    for (auto& v : attribute_args) node_inputs.push_back(LoweredValue::OfConstant(v));
+    if (!conv->compile_time && attribute_args.empty()) {
       if (auto folded = FoldAtCompileTime(node, node_inputs)) {
         for (size_t i = 0; i < folded->size(); ++i) {
           env[node->outputs()[i]] = LoweredValue::OfConstant((*folded)[i]);
