@@ -19,7 +19,7 @@ import tvm
 from tvm import relax, te, tirx
 
 from . import _fastmath as fm
-from ._nan import nan_max, nan_rules
+from ._nan import NAN_MAX, nan_rules, neg_inf
 
 
 def _is_f32(call) -> bool:
@@ -132,9 +132,6 @@ def _flat_view(bb, x, lead):
     return bb.emit(relax.op.reshape(x, shape[:lead] + [length]))
 
 
-# max that returns NaN when either side is NaN, as torch's max/amax do
-# (TIR's max lowers to a compare-select that drops a NaN).
-_NAN_MAX = te.comm_reducer(nan_max, lambda t: tirx.min_value(t), name="nan_max")
 
 
 def _flat_reduce(rows, length, value, kind, name):
@@ -330,7 +327,8 @@ def _te_reduce_axes(a, axes, kind, mean, keep):
     count = 1
     for ax in axes:
         count *= int(a.shape[ax])
-    te_op = te.sum if kind == "sum" else _NAN_MAX
+    # NaN-keeping (TIR's max drops a NaN), with -inf as its identity.
+    te_op = te.sum if kind == "sum" else NAN_MAX
     out_shape = [1 if i in axes else d for i, d in enumerate(a.shape)] if keep else \
         [d for i, d in enumerate(a.shape) if i not in axes]
 
@@ -423,17 +421,17 @@ def _argmax_combine(x, y):
 
 _ARGMAX = te.comm_reducer(
     _argmax_combine,
-    lambda ti, tv: (tirx.max_value(ti), tirx.min_value(tv)), name="argmax_keeping_nan")
+    # -inf, not the lowest finite float: in a row of -inf the first index wins.
+    lambda ti, tv: (tirx.max_value(ti), neg_inf(tv)), name="argmax_keeping_nan")
 
 
 def _argmax_rule(bb, call):
-    if not _is_f32(call) or call.attrs.axis is None:
-        return None
+    ty = call.args[0].ty
+    if call.attrs.axis is None or not str(getattr(ty, "dtype", "")).startswith("float"):
+        return None  # integers: TVM's argmax (no NaN, and its ties take the first index)
     x = call.args[0]
     nd = len(_shape(x))
     axis = int(call.attrs.axis) % nd
-    if axis != nd - 1:
-        return None  # checked on the last axis only; TVM's argmax otherwise
     keep = bool(call.attrs.keepdims)
 
     def te_fn(a):

@@ -31,11 +31,11 @@ def nan_min(a, b):
     return tirx.Select(tirx.Or(a < b, tirx.isnan(a)), a, b)
 
 
-def _neg_inf(dtype):
+def neg_inf(dtype):
     return tirx.const(float("-inf"), dtype)
 
 
-_NAN_MAX = te.comm_reducer(nan_max, _neg_inf, name="nan_keeping_max")
+NAN_MAX = te.comm_reducer(nan_max, neg_inf, name="nan_keeping_max")
 
 
 def _relu_rule(bb, call):
@@ -99,18 +99,28 @@ def _max_pool2d_rule(bb, call):
         height, width = x.shape[h_axis], x.shape[w_axis]
         rh = te.reduce_axis((0, kh), name="rh")
         rw = te.reduce_axis((0, kw), name="rw")
-        low = _neg_inf(x.dtype)
+        low = neg_inf(x.dtype)
 
         def body(*i):
             h = i[h_axis] * sh + rh * dh - top
             w = i[w_axis] * sw + rw * dw - left
             idx = list(i)
+            if dh == 1 and dw == 1:
+                # Every window holds at least one input element (torch checks
+                # padding <= kernel / 2), and its input positions are one
+                # contiguous run, so a padded position clamped to the nearest
+                # edge reads an element of the same window: a duplicate, which
+                # changes neither the max nor a NaN. No per-element bounds
+                # test is left in the vector loop (NHWC: 0.22 -> 0.07 ms).
+                idx[h_axis] = tirx.max(tirx.min(h, height - 1), 0)
+                idx[w_axis] = tirx.max(tirx.min(w, width - 1), 0)
+                return NAN_MAX(x(*idx), axis=[rh, rw])
             idx[h_axis], idx[w_axis] = h, w
             inside = tirx.all(h >= 0, h < height, w >= 0, w < width)
             # A padded position never wins: -inf, as eager pads (ceil_mode
             # windows past the input end read padding too).
             value = tirx.if_then_else(inside, x(*idx), low)
-            return _NAN_MAX(value, axis=[rh, rw])
+            return NAN_MAX(value, axis=[rh, rw])
         return te.compute(out_shape, body, name="T_pool_max")
     return bb.call_te(te_fn, call.args[0], primfunc_name_hint="max_pool2d")
 

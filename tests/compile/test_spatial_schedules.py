@@ -80,3 +80,19 @@ def test_pad_slice_and_odd_rows_match_eager():
     for fn, x in cases:
         out = run_tvm(fn, x)
         torch.testing.assert_close(out, fn(x), rtol=1e-5, atol=1e-6)
+
+
+def test_max_pool_with_unit_dilation_has_no_bounds_test_in_its_vector_loop():
+    """Padding by clamping the index (a duplicate of an element of the same
+    window) instead of a per-element select: NHWC 3x3/2 went 0.22 -> 0.07 ms.
+    Dilated windows are not contiguous, so they keep the bounds test."""
+    x = torch.randn(1, 16, 14, 14).to(memory_format=torch.channels_last)
+    for dilation, has_test in ((1, False), (2, True)):
+        mod = torch_tvm.to_relax(lambda x: F.max_pool2d(x, 3, 2, 1, dilation=dilation), [x])
+        target = tvm.target.Target({"kind": "llvm", "mcpu": torch_tvm._C.host_cpu(),
+                                    "num-cores": 2, "vector-width": 512})
+        with target, tvm.transform.PassContext(opt_level=3):
+            mod = _build._pipeline(3)(mod)
+        (text,) = [f.script() for f in mod.functions.values() if isinstance(f, tvm.tirx.PrimFunc)]
+        assert ("T.if_then_else" in text) == has_test, text
+        assert "T.vectorized" in text, text

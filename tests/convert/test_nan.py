@@ -72,3 +72,47 @@ def test_relu_of_negative_zero_matches_eager_bitwise():
         ref = fn(x)
     assert torch.equal(torch.signbit(out), torch.signbit(ref))
     assert_outputs_close(out, ref, rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_max_pool_windows_at_the_edges_keep_nan_and_minus_inf(channels_last):
+    """The padded positions of a unit-dilation window read a clamped edge
+    element: a NaN or -inf there must come out exactly as in eager, and a
+    window of -inf only gives -inf (not the lowest finite float)."""
+    torch_tvm.enable(min_group_size=1)
+    x = torch.full((1, 16, 9, 9), -INF)
+    x[0, 0, 0, 0] = NAN
+    x[0, 1, 8, 8] = NAN
+    x[0, 2, 0, 8] = 5.0
+    x[0, 3, 4] = NAN
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    for fn in (lambda t: F.max_pool2d(t * 1.0, 3, 2, 1),
+               lambda t: F.max_pool2d(t * 1.0, 2, 2, 1, ceil_mode=True)):
+        out, graph = run_jitted(jit(fn, [x]), x)
+        assert GROUP_KIND in str(graph), graph
+        with torch.no_grad():
+            assert_outputs_close(out, fn(x), rtol=0, atol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("shape,dim", [((2, 5), -1), ((3, 1000), -1), ((4, 37, 3), 1),
+                                       ((2, 3, 64), 1), ((2, 3, 4), 0), ((3, 17, 33), 1)])
+def test_max_dim_ties_nan_and_minus_inf_rows_take_the_first_index(shape, dim):
+    """torch.max(x, dim): a NaN wins and gives its first index, ties and rows
+    of -inf give the first index, on the last axis and on inner axes (once a
+    reducer identity of the lowest finite float gave -3.4e38 and index 2^63-1
+    for a row of -inf, and a vectorised inner-axis argmax kept the last tie)."""
+    torch_tvm.enable(min_group_size=1)
+    edge = torch.full(shape, -INF)
+    edge[1, ..., 0] = NAN
+    edge[0, 1] = NAN
+    edge.view(-1)[-1] = 2.0
+    ties = torch.randint(-2, 2, shape).float()
+    ties.view(-1)[3] = NAN
+    fn = lambda t: torch.max(t * 1.0, dim)  # noqa: E731
+    for x in (edge, ties):
+        (values, indices), graph = run_jitted(jit(fn, [x]), x)
+        assert GROUP_KIND in str(graph), graph
+        ref = fn(x)
+        assert torch.equal(indices, ref.indices)
+        assert_outputs_close(values, ref.values, rtol=0, atol=0, equal_nan=True)
