@@ -7,8 +7,8 @@ import tvm_ffi
 from . import _C
 from ._targets import normalize_target
 
-_DEFAULTS = dict(opt_level=3, strict=False, target=None, num_threads=None, cache_size=16,
-                 min_group_size=2)
+_DEFAULTS = dict(opt_level=3, strict=False, require_full_compilation=False, target=None,
+                 num_threads=None, cache_size=16, min_group_size=2)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -21,7 +21,8 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
 
 
 def enable(opt_level: int = 3, strict: bool = False, target=None,
-           num_threads: int | None = None, cache_size: int = 16, min_group_size: int = 2) -> None:
+           num_threads: int | None = None, cache_size: int = 16, min_group_size: int = 2,
+           require_full_compilation: bool = False) -> None:
     """Turn on the TorchScript pass that runs supported subgraphs through TVM.
 
     TVM's parallel loops and the oneDNN kernels both run on PyTorch's OpenMP
@@ -32,27 +33,34 @@ def enable(opt_level: int = 3, strict: bool = False, target=None,
     string or the classic "llvm -mcpu=... -mattr=..." string; a target this
     CPU cannot execute is refused (torch_tvm/_targets.py). Every option is
     checked here, with a ValueError naming the valid values.
+
+    `strict=True` raises where a group would fall back (a failed conversion or
+    compile). `require_full_compilation=True` raises when the graph is
+    partitioned if any op cannot run in TVM (no converter, or its support
+    check refused the call), naming every such op and why; ops that are only
+    scalar/shape plumbing or were left out for speed (small groups) do not count.
     """
     _check_int("opt_level", opt_level, 0, 3)
     _check_int("cache_size", cache_size, 1)
     _check_int("min_group_size", min_group_size, 1)
     if num_threads is not None:
         _check_int("num_threads", num_threads, 1)
-    if not isinstance(strict, bool):
-        raise ValueError(f"torch_tvm: strict must be True or False, not {strict!r}")
+    for name, flag in (("strict", strict), ("require_full_compilation", require_full_compilation)):
+        if not isinstance(flag, bool):
+            raise ValueError(f"torch_tvm: {name} must be True or False, not {flag!r}")
     target_json = normalize_target(target)
     if num_threads is not None and num_threads != torch.get_num_threads():
         torch.set_num_threads(int(num_threads))
-    _C.set_options(True, int(opt_level), bool(strict), target_json, int(num_threads or 0),
-                   int(cache_size), int(min_group_size))
+    _C.set_options(True, int(opt_level), strict, require_full_compilation, target_json,
+                   int(num_threads or 0), int(cache_size), int(min_group_size))
     _C.install_pass()
 
 
 def disable() -> None:
     """Turn the pass off. Plans already optimised keep their groups."""
     o = _C.get_options()
-    _C.set_options(False, o["opt_level"], o["strict"], o["target"], o["num_threads"],
-                   o["cache_size"], o["min_group_size"])
+    _C.set_options(False, o["opt_level"], o["strict"], o["require_full_compilation"], o["target"],
+                   o["num_threads"], o["cache_size"], o["min_group_size"])
     _C.remove_pass()
 
 

@@ -15,6 +15,11 @@ c10::Symbol BoundInputsAttr() {
   return attr;
 }
 
+c10::Symbol ValueInputsAttr() {
+  static const auto attr = c10::Symbol::attr("tvm_value_inputs");
+  return attr;
+}
+
 c10::Symbol EvalVersionedAttr() {
   static const c10::Symbol s = c10::Symbol::attr("tvm_eval_versioned");
   return s;

@@ -14,6 +14,9 @@ struct Options {
   bool enabled = false;
   int opt_level = 3;
   bool strict = false;
+  // Raise at partition time when an op cannot run in TVM (no converter, or
+  // its support check refused the call), naming each such op.
+  bool require_full_compilation = false;
   std::string target;    // empty: detect from the host CPU
   int num_threads = 0;   // 0: torch.get_num_threads()
   int64_t cache_size = 16;

@@ -39,18 +39,39 @@ bool OnlyViews(const Node* group) {
 // folded at conversion). A tensor from a graph input or a weight is data,
 // known only at run time; so is one computed by an op TVM cannot take (it
 // would enter the group as a run-time input).
-bool KnownAtCompileTime(const Value* v, int depth = 0) {
+bool KnownAtCompileTime(const Value* v, int depth = 0, const Node* group = nullptr) {
   if (!v->type()->isSubtypeOf(*c10::TensorType::get())) return true;
   const Node* p = v->node();
   if (p->kind() == c10::prim::Constant) return true;
-  if (p->kind() == c10::prim::Param || p->kind() == c10::prim::GetAttr || depth > 32 ||
+  if (depth > 32) return false;
+  if (p->kind() == c10::prim::Param && group != nullptr) {
+    // An input of a group's subgraph: the group node's input outside.
+    return KnownAtCompileTime(group->inputs().at(v->offset()), depth + 1);
+  }
+  if (p->kind() == CompilationGroupKind()) {
+    // Formed already (MarkGroups runs after fusion): look inside.
+    const auto& sub = p->g(c10::attr::Subgraph);
+    return KnownAtCompileTime(sub->outputs().at(v->offset()), depth + 1, p);
+  }
+  if (p->kind() == c10::prim::Param || p->kind() == c10::prim::GetAttr ||
       p->inputs().empty() || !p->blocks().empty() || frontend::CheckSupport(p)) {
     return false;
   }
   for (const Value* in : p->inputs()) {
-    if (!KnownAtCompileTime(in, depth + 1)) return false;
+    if (!KnownAtCompileTime(in, depth + 1, group)) return false;
   }
   return true;
+}
+
+// A 0-d integer tensor computed from sizes and constants only (a traced
+// size wrapped by prim::NumToTensor, and int math on it). When one reaches a
+// group from outside, the group is specialised on its value
+// (InputBinding::kValue), so an aten::Int on it folds at compile time.
+bool IsShapeScalar(const Value* v) {
+  auto t = v->type()->cast<c10::TensorType>();
+  if (!t || t->dim() != 0) return false;
+  auto st = t->scalarType();
+  return st && at::isIntegralType(*st, /*includeBool=*/false) && KnownAtCompileTime(v);
 }
 
 // Converters that need an input's value at compile time (not just its shape).
@@ -222,12 +243,18 @@ class Fuser {
       for (Block* sub : n->blocks()) MarkGroups(sub);
       if (n->kind() != CompilationGroupKind()) continue;
       n->s_(GroupIdAttr(), "g" + std::to_string(next_id++));
-      std::vector<int64_t> bound;
+      std::vector<int64_t> bound, by_value;
       for (size_t i = 0; i < n->inputs().size(); ++i) {
-        auto kind = n->inputs()[i]->node()->kind();
-        if (kind == c10::prim::GetAttr || kind == c10::prim::Constant) bound.push_back(i);
+        const Value* in = n->inputs()[i];
+        auto kind = in->node()->kind();
+        if (kind == c10::prim::GetAttr || kind == c10::prim::Constant) {
+          bound.push_back(i);
+        } else if (IsShapeScalar(in)) {
+          by_value.push_back(i);
+        }
       }
       n->is_(BoundInputsAttr(), bound);
+      n->is_(ValueInputsAttr(), by_value);
     }
   }
 

@@ -6,6 +6,8 @@
 #include <optional>
 
 #include "common/options.h"
+#include "frontend/torchscript/decisions.h"
+#include "frontend/torchscript/op_signature.h"
 #include "lowering/functionalize.h"
 #include "lowering/specialize_eval_mode.h"
 #include "partition/fuse_supported_ops.h"
@@ -15,6 +17,20 @@ namespace torch_tvm::partition {
 namespace {
 std::mutex pass_mu;
 std::optional<torch::jit::GraphPassNameType> pass_id;
+
+// "aten::foo [unsupported_op]: no converter for aten::foo" for every node left
+// outside the groups because TVM cannot take it, nested blocks included.
+void CollectNotCompilable(const torch::jit::Block* block, std::vector<std::string>& out) {
+  for (const torch::jit::Node* n : block->nodes()) {
+    for (const torch::jit::Block* sub : n->blocks()) CollectNotCompilable(sub, out);
+    auto d = frontend::FindDecision(n);
+    if (d && (d->decision == frontend::Decision::kUnsupportedOp ||
+              d->decision == frontend::Decision::kCheckFailed)) {
+      out.push_back(frontend::SchemaKey(n) + " [" + frontend::DecisionName(d->decision) +
+                    "]: " + d->reason);
+    }
+  }
+}
 }  // namespace
 
 void RunTvmPass(std::shared_ptr<torch::jit::Graph>& graph) {
@@ -22,6 +38,16 @@ void RunTvmPass(std::shared_ptr<torch::jit::Graph>& graph) {
   lowering::SpecializeEvalMode(graph);
   lowering::Functionalize(graph);
   FuseSupportedOps(graph, options.min_group_size);
+  if (options.require_full_compilation) {
+    std::vector<std::string> left;
+    CollectNotCompilable(graph->block(), left);
+    if (!left.empty()) {
+      std::string msg = "torch_tvm: require_full_compilation=True, but " +
+                        std::to_string(left.size()) + " op(s) cannot run in TVM:";
+      for (const auto& l : left) msg += "\n  " + l;
+      throw std::runtime_error(msg);
+    }
+  }
 }
 
 void InstallPostPass() {

@@ -49,6 +49,7 @@ py::dict OptionsToDict(const Options& o) {
   d["enabled"] = o.enabled;
   d["opt_level"] = o.opt_level;
   d["strict"] = o.strict;
+  d["require_full_compilation"] = o.require_full_compilation;
   d["target"] = o.target;
   d["num_threads"] = o.num_threads;
   d["cache_size"] = o.cache_size;
@@ -62,12 +63,14 @@ PYBIND11_MODULE(_C, m) {
   m.doc() = "torch_tvm C++ core";
 
   m.def("get_options", [] { return OptionsToDict(GetOptions()); });
-  m.def("set_options", [](bool enabled, int opt_level, bool strict, std::string target,
-                          int num_threads, int64_t cache_size, int64_t min_group_size) {
+  m.def("set_options", [](bool enabled, int opt_level, bool strict, bool require_full_compilation,
+                          std::string target, int num_threads, int64_t cache_size,
+                          int64_t min_group_size) {
     Options o;
     o.enabled = enabled;
     o.opt_level = opt_level;
     o.strict = strict;
+    o.require_full_compilation = require_full_compilation;
     o.target = std::move(target);
     o.num_threads = num_threads;
     o.cache_size = cache_size;

@@ -16,12 +16,14 @@ namespace {
 
 Operation CreateGroupOperation(const Node* node) {
   auto subgraph = node->g(c10::attr::Subgraph);
-  std::vector<bool> bound(subgraph->inputs().size(), false);
-  if (node->hasAttribute(BoundInputsAttr())) {
-    for (int64_t i : node->is(BoundInputsAttr())) bound.at(i) = true;
+  std::vector<InputBinding> bindings(subgraph->inputs().size(), InputBinding::kRuntime);
+  for (auto [attr, binding] : {std::pair{BoundInputsAttr(), InputBinding::kBound},
+                               std::pair{ValueInputsAttr(), InputBinding::kValue}}) {
+    if (!node->hasAttribute(attr)) continue;
+    for (int64_t i : node->is(attr)) bindings.at(i) = binding;
   }
   std::string id = node->hasAttribute(GroupIdAttr()) ? node->s(GroupIdAttr()) : "group";
-  auto runner = std::make_shared<GroupRunner>(id, subgraph->copy(), bound);
+  auto runner = std::make_shared<GroupRunner>(id, subgraph->copy(), bindings);
   RegisterRunner(runner);
   return [runner](torch::jit::Stack& stack) { runner->Run(stack); };
 }

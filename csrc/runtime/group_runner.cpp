@@ -18,12 +18,12 @@ constexpr size_t kMaxRememberedFailures = 256;
 }
 
 GroupRunner::GroupRunner(std::string id, std::shared_ptr<torch::jit::Graph> subgraph,
-                         std::vector<bool> bind_as_constant)
+                         std::vector<InputBinding> bindings)
     : id_(std::move(id)),
       graph_(std::move(subgraph)),
-      bind_as_constant_(std::move(bind_as_constant)),
+      bindings_(std::move(bindings)),
       fallback_code_(graph_, "tvm_group_fallback_" + id_) {
-  bind_as_constant_.resize(graph_->inputs().size(), false);
+  bindings_.resize(graph_->inputs().size(), InputBinding::kRuntime);
   for (const auto* node : graph_->nodes()) {
     if (node->kind() != c10::prim::Constant) op_names_.push_back(frontend::SchemaKey(node));
   }
@@ -77,7 +77,7 @@ std::shared_ptr<GroupRunner::Entry> GroupRunner::CompileEntry(
   auto start = std::chrono::steady_clock::now();
   auto entry = std::make_shared<Entry>();
   try {
-    auto converted = frontend::ConvertGraph(*graph_, inputs, bind_as_constant_);
+    auto converted = frontend::ConvertGraph(*graph_, inputs, bindings_);
     entry->fn = compile::CompileRelax(converted.ir_module, options);
     entry->param_inputs = std::move(converted.param_inputs);
     entry->channels_last_outputs = std::move(converted.channels_last_outputs);
@@ -159,7 +159,7 @@ void GroupRunner::Run(Stack& stack) {
   const Options& options = settings->options;
 
   std::string why;
-  auto key = SpecKey(inputs, bind_as_constant_, settings->key, &why);
+  auto key = SpecKey(inputs, bindings_, settings->key, &why);
   if (!key) {
     RecordFailure("<unkeyable>", why, options);
     return RunFallback(std::move(inputs), stack);

@@ -38,7 +38,7 @@ struct GroupStats {
 class GroupRunner {
  public:
   GroupRunner(std::string id, std::shared_ptr<torch::jit::Graph> subgraph,
-              std::vector<bool> bind_as_constant);
+              std::vector<InputBinding> bindings);
 
   // Pops the group's inputs from `stack` and pushes its outputs.
   void Run(torch::jit::Stack& stack);
@@ -70,7 +70,7 @@ class GroupRunner {
 
   std::string id_;
   std::shared_ptr<torch::jit::Graph> graph_;
-  std::vector<bool> bind_as_constant_;
+  std::vector<InputBinding> bindings_;
   std::vector<std::string> op_names_;
   torch::jit::Code fallback_code_;
 

@@ -94,14 +94,23 @@ bool AppendValue(std::string& out, const c10::IValue& v, bool bound) {
 }  // namespace
 
 std::optional<std::string> SpecKey(const std::vector<c10::IValue>& inputs,
-                                   const std::vector<bool>& bind_as_constant,
+                                   const std::vector<InputBinding>& bindings,
                                    const std::string& settings, std::string* why) {
   std::string key;
   key.reserve(settings.size() + 48 * inputs.size() + 8);
   key += settings;
   key += '|';
   for (size_t i = 0; i < inputs.size(); ++i) {
-    if (!AppendValue(key, inputs[i], bind_as_constant[i])) {
+    if (bindings[i] == InputBinding::kValue) {
+      // Shape arithmetic: the compiled code holds this value as a constant.
+      if (!inputs[i].isTensor() || inputs[i].toTensor().dim() != 0 ||
+          !at::isIntegralType(inputs[i].toTensor().scalar_type(), /*includeBool=*/false)) {
+        *why = "input " + std::to_string(i) + " was expected to be a 0-d integer tensor";
+        return std::nullopt;
+      }
+      key += 'v';
+      AppendNumber(key, inputs[i].toTensor().item<int64_t>());
+    } else if (!AppendValue(key, inputs[i], bindings[i] == InputBinding::kBound)) {
       *why = "input " + std::to_string(i) + " has unsupported type " + inputs[i].tagKind();
       return std::nullopt;
     }

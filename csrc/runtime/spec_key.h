@@ -5,6 +5,8 @@
 
 #include <ATen/core/ivalue.h>
 
+#include "common/group_symbols.h"
+
 #include <optional>
 #include <string>
 #include <vector>
@@ -14,7 +16,7 @@ namespace torch_tvm::runtime {
 // Returns nullopt (with `why` set) when an input has a type the key cannot
 // describe exactly; such a call must fall back.
 std::optional<std::string> SpecKey(const std::vector<c10::IValue>& inputs,
-                                   const std::vector<bool>& bind_as_constant,
+                                   const std::vector<InputBinding>& bindings,
                                    const std::string& settings, std::string* why);
 
 }  // namespace torch_tvm::runtime

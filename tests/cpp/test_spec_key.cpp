@@ -5,13 +5,14 @@
 
 #include "runtime/spec_key.h"
 
+using torch_tvm::InputBinding;
 using torch_tvm::runtime::SpecKey;
 
 namespace {
-std::string Key(std::vector<c10::IValue> inputs, std::vector<bool> bound = {}) {
-  bound.resize(inputs.size(), false);
+std::string Key(std::vector<c10::IValue> inputs, std::vector<InputBinding> bindings = {}) {
+  bindings.resize(inputs.size(), InputBinding::kRuntime);
   std::string why;
-  auto key = SpecKey(inputs, bound, "opt=3", &why);
+  auto key = SpecKey(inputs, bindings, "opt=3", &why);
   EXPECT_TRUE(key.has_value()) << why;
   return key.value_or("");
 }
@@ -44,17 +45,29 @@ TEST(SpecKey, EveryDifferenceChangesTheKey) {
 
 TEST(SpecKey, ABoundWeightIsKeyedByStorageAndVersion) {
   auto w = torch::randn({4});
-  std::string before = Key({w}, {true});
-  EXPECT_EQ(before, Key({w}, {true}));
-  EXPECT_NE(before, Key({w.clone()}, {true}));
+  const std::vector<InputBinding> bound = {InputBinding::kBound};
+  std::string before = Key({w}, bound);
+  EXPECT_EQ(before, Key({w}, bound));
+  EXPECT_NE(before, Key({w.clone()}, bound));
   w.add_(1);
-  EXPECT_NE(before, Key({w}, {true}));
+  EXPECT_NE(before, Key({w}, bound));
   EXPECT_EQ(Key({w}), Key({w.clone()}));  // unbound: the values do not matter
 }
 
 TEST(SpecKey, AnUnsupportedTypeHasNoKey) {
   std::string why;
   std::vector<c10::IValue> inputs = {c10::ivalue::Tuple::create({int64_t{1}})};
-  EXPECT_FALSE(SpecKey(inputs, {false}, "", &why).has_value());
+  EXPECT_FALSE(SpecKey(inputs, {InputBinding::kRuntime}, "", &why).has_value());
   EXPECT_NE(why.find("unsupported type"), std::string::npos);
+}
+
+TEST(SpecKey, AShapeScalarIsKeyedByItsValue) {
+  const std::vector<InputBinding> by_value = {InputBinding::kValue};
+  auto seven = torch::scalar_tensor(7, torch::kLong);
+  EXPECT_EQ(Key({seven}, by_value), Key({seven.clone()}, by_value));
+  EXPECT_NE(Key({seven}, by_value), Key({torch::scalar_tensor(8, torch::kLong)}, by_value));
+  std::string why;
+  std::vector<c10::IValue> not_a_scalar = {torch::ones({2}, torch::kLong)};
+  EXPECT_FALSE(SpecKey(not_a_scalar, by_value, "", &why).has_value());
+  EXPECT_NE(why.find("0-d integer tensor"), std::string::npos);
 }

@@ -89,3 +89,38 @@ def test_bad_options_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         torch_tvm.enable(**kwargs)
     assert torch_tvm._C.get_options() == before  # nothing was applied
+
+
+def _with_unsupported_op(x):
+    # aten::cosh has no converter (and no plan to get one): it stays in PyTorch.
+    return torch.cosh(torch.relu(x) * 2.0 + 1.0) - 1.0
+
+
+def _only_plumbing_outside(x):
+    y = torch.relu(x) * 2.0 + 1.0
+    return y.view(x.size(0), -1)  # aten::size: shape arithmetic, not an op TVM lacks
+
+
+def test_require_full_compilation_names_every_op_tvm_cannot_take():
+    torch_tvm.enable(require_full_compilation=True)
+    x = torch.randn(2, 8)
+    module = torch.jit.trace(_with_unsupported_op, x)
+    with pytest.raises(RuntimeError, match=r"require_full_compilation=True, but 1 op\(s\) cannot "
+                                           r"run in TVM:\s+aten::cosh \[unsupported_op\]"):
+        for _ in range(3):
+            module(x)
+
+
+def test_require_full_compilation_accepts_a_graph_whose_compute_all_runs_in_tvm():
+    torch_tvm.enable(require_full_compilation=True)
+    x = torch.randn(2, 4, 3)
+    module = torch.jit.trace(_only_plumbing_outside, x)
+    for _ in range(3):
+        out = module(x)
+    torch.testing.assert_close(out, _only_plumbing_outside(x))
+    assert torch_tvm.stats()["fallback_calls"] == 0
+
+
+def test_require_full_compilation_must_be_a_bool():
+    with pytest.raises(ValueError, match="require_full_compilation must be True or False"):
+        torch_tvm.enable(require_full_compilation=1)

@@ -3,6 +3,7 @@
 // is compiled for concrete shapes, so these are constants there; grouping
 // them keeps a reshape in the same group as the tensor whose size it reads.
 #include <ATen/ATen.h>
+#include <ATen/ScalarOps.h>
 
 #include "convert/ops/op_helpers.h"
 
@@ -50,7 +51,8 @@ TORCH_TVM_CONVERTERS(shape_arithmetic) {
   reg.RegisterCompileTime("aten::floordiv.int", [](ConvertContext& c) { IntBinary(c, FloorDiv); });
   // Traced graphs wrap sizes as 0-d tensors and unwrap them again.
   reg.RegisterCompileTime("prim::NumToTensor.Scalar", [](ConvertContext& c) {
-    c.SetOutputConstant(0, at::scalar_tensor(c.Constant(0).toScalar()));
+    // As eager: an int gives a Long tensor, a float a Double one.
+    c.SetOutputConstant(0, c10::scalar_to_tensor(c.Constant(0).toScalar()));
   });
   reg.RegisterCompileTime("aten::Int.Tensor", [](ConvertContext& c) {
     const auto& v = c.Constant(0);

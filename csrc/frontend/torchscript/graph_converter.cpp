@@ -55,7 +55,7 @@ std::optional<torch::jit::Stack> FoldAtCompileTime(const Node* node,
 }  // namespace
 
 ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c10::IValue>& inputs,
-                            const std::vector<bool>& bind_as_constant) {
+                            const std::vector<InputBinding>& bindings) {
   if (inputs.size() != graph.inputs().size()) {
     throw std::runtime_error("graph takes " + std::to_string(graph.inputs().size()) +
                              " inputs, got " + std::to_string(inputs.size()));
@@ -77,9 +77,11 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
       params.push_back(bb.Param(name, shape, RelaxDType(t.scalar_type())));
       result.param_inputs.push_back({i, element, channels_last});
     };
-    if (v.isTensor() && !bind_as_constant[i]) {
+    if (bindings[i] == InputBinding::kValue) {
+      continue;  // after the loop below: it stays a compile-time value
+    } else if (v.isTensor() && bindings[i] == InputBinding::kRuntime) {
       add_param(v.toTensor(), ConvertedGraph::kWholeInput);
-    } else if (v.isTensorList() && !bind_as_constant[i]) {
+    } else if (v.isTensorList() && bindings[i] == InputBinding::kRuntime) {
       // A list computed at run time: each element is a parameter (baking the
       // values in would go stale: the spec key has shapes, not data).
       env[in] = LoweredValue::OfTensorList({});
@@ -107,6 +109,11 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     if (kv.second.kind == LoweredValue::Kind::kConstant && kv.second.constant.isTensor()) {
       kv.second = LoweredValue::OfTensor(bb.Constant(kv.second.constant.toTensor()));
     }
+  }
+  // A 0-d size tensor keeps its value, as prim::NumToTensor's output does
+  // inside a group, so aten::Int and the int math on it fold at compile time.
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (bindings[i] == InputBinding::kValue) env[graph.inputs()[i]] = LoweredValue::OfConstant(inputs[i]);
   }
 
   for (const Node* node : graph.nodes()) {

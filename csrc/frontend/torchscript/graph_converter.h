@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/ffi_call.h"
+#include "common/group_symbols.h"
 
 namespace torch_tvm::frontend {
 
@@ -39,6 +40,6 @@ struct ConvertedGraph {
 
 // Raises std::runtime_error naming the op when a node cannot be converted.
 ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c10::IValue>& inputs,
-                            const std::vector<bool>& bind_as_constant);
+                            const std::vector<InputBinding>& bindings);
 
 }  // namespace torch_tvm::frontend

@@ -33,7 +33,8 @@ ObjectRef GraphToRelax(const std::shared_ptr<torch::jit::Graph>& graph,
     TORCH_CHECK(false, msg);
   }
   std::vector<c10::IValue> inputs(tensors.begin(), tensors.end());
-  return ConvertGraph(*g, inputs, std::vector<bool>(inputs.size(), false)).ir_module;
+  return ConvertGraph(*g, inputs, std::vector<InputBinding>(inputs.size(), InputBinding::kRuntime))
+      .ir_module;
 }
 
 }  // namespace torch_tvm::frontend
