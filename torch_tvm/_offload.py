@@ -82,6 +82,15 @@ def _fusable(m, orig, bindings):
     return True
 
 
+# oneDNN's relu and clip post-ops compute max(x, 0) / min(max(x, lo), hi)
+# with vmaxps/vminps, which return the non-NaN operand: a NaN conv output came
+# out 0 (or the bound) where eager's relu/clamp keep it. With keep_nan (the
+# default) these are not fused: they run as the next TVM kernel, which keeps
+# NaN (torch_tvm/_nan.py). sigmoid, tanh, swish and gelu propagate NaN.
+NAN_DROPPING = frozenset({"relu", "hardtanh"})
+keep_nan = True
+
+
 def _epilogues(base):
     """(pattern, epilogue) for every post-op the kernels can fuse, largest first.
 
@@ -89,15 +98,17 @@ def _epilogues(base):
     """
     out = []
     for op_name, (attr, algo) in _UNARY.items():
-        out.append((is_op(op_name)(base), lambda m, a=attr, g=algo: (a, [], g)))
-    lo, hi = is_const(), is_const()
-    clamp = is_op("relax.minimum")(is_op("relax.maximum")(base, lo), hi)
+        if not (keep_nan and attr in NAN_DROPPING):
+            out.append((is_op(op_name)(base), lambda m, a=attr, g=algo: (a, [], g)))
+    if not keep_nan:
+        lo, hi = is_const(), is_const()
+        clamp = is_op("relax.minimum")(is_op("relax.maximum")(base, lo), hi)
 
-    def hardtanh(m, lo=lo, hi=hi):
-        lo_v, hi_v = _scalar(m[lo]), _scalar(m[hi])
-        return None if lo_v is None or hi_v is None else ("hardtanh", [lo_v, hi_v], None)
+        def hardtanh(m, lo=lo, hi=hi):
+            lo_v, hi_v = _scalar(m[lo]), _scalar(m[hi])
+            return None if lo_v is None or hi_v is None else ("hardtanh", [lo_v, hi_v], None)
 
-    out.append((clamp, hardtanh))
+        out.append((clamp, hardtanh))
     out.append((base, lambda m: ("none", [], None)))
     return out
 
@@ -108,8 +119,10 @@ def _rewrite_convs(func, stats):
     variants = []
     for base, has_bias in ((is_op("relax.add")(conv, b), True), (conv, False)):
         added = is_op("relax.add")(base, other) | is_op("relax.add")(other, base)
-        # After a residual add oneDNN applies relu (Inductor's fusion too).
-        variants.append((is_op("relax.nn.relu")(added), has_bias, True, lambda m: ("relu", [], None)))
+        # After a residual add oneDNN can apply relu (Inductor's fusion too).
+        if not keep_nan:
+            variants.append((is_op("relax.nn.relu")(added), has_bias, True,
+                             lambda m: ("relu", [], None)))
         variants.append((added, has_bias, True, lambda m: ("none", [], None)))
         for pattern, epilogue in _epilogues(base):
             variants.append((pattern, has_bias, False, epilogue))

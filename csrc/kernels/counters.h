@@ -13,6 +13,9 @@ struct Counters {
   // ATen kernels chosen over TVM's own for a norm, softmax or sum/mean
   // (aten_kernels.cpp).
   std::atomic<int64_t> aten_softmax{0}, aten_layer_norm{0}, aten_group_norm{0}, aten_reduce{0};
+  // ATen kernels for ops TVM has no fast kernel for: 3-d and transposed 1-d/3-d
+  // convolutions, 3-d max pooling (aten_kernels.cpp).
+  std::atomic<int64_t> aten_convolution{0}, aten_max_pool3d{0};
   // Parallel loops of TVM-generated code (parallel_launch.cpp): regions
   // launched, and the most OpenMP threads one region ran on.
   std::atomic<int64_t> parallel_launches{0}, parallel_max_threads{0};

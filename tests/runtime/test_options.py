@@ -115,10 +115,11 @@ def test_require_full_compilation_accepts_a_graph_whose_compute_all_runs_in_tvm(
     torch_tvm.enable(require_full_compilation=True)
     x = torch.randn(2, 4, 3)
     module = torch.jit.trace(_only_plumbing_outside, x)
+    before = torch_tvm.stats()["fallback_calls"]
     for _ in range(3):
         out = module(x)
     torch.testing.assert_close(out, _only_plumbing_outside(x))
-    assert torch_tvm.stats()["fallback_calls"] == 0
+    assert torch_tvm.stats()["fallback_calls"] == before
 
 
 def test_require_full_compilation_must_be_a_bool():

@@ -1,5 +1,10 @@
 // Convolutions: 1d and 2d (groups, dilation, int or "same"/"valid" padding)
-// and transposed 2d, from every aten spelling TorchScript produces.
+// and transposed 2d in TVM (the 2d ones reach oneDNN, torch_tvm/_offload.py);
+// 3d and transposed 1d/3d through ATen's kernel (an extern call inside the
+// group: TVM has no fast kernel for them), from every aten spelling
+// TorchScript produces.
+#include <ATen/ATen.h>
+
 #include "convert/ops/op_helpers.h"
 
 namespace torch_tvm::convert {
@@ -17,11 +22,44 @@ struct ConvParams {
   bool transposed = false;
 };
 
+// at::convolution as an extern kernel (csrc/kernels/aten_kernels.cpp).
+void EmitAtenConv(ConvertContext& ctx, const ConvParams& p, size_t bias_index) {
+  RelaxBuilder& bb = ctx.bb;
+  TensorInfo x = ctx.Info(0), w = ctx.Info(1);
+  size_t n = w.ndim() - 2;
+  if (x.ndim() != w.ndim()) throw std::runtime_error("convolution expects a batched input");
+  if (p.pad_before != p.pad_after) {
+    throw std::runtime_error("asymmetric padding of a 3d or transposed 1d convolution");
+  }
+  std::vector<int64_t> params = {p.transposed ? 1 : 0, p.groups, static_cast<int64_t>(n)};
+  for (const auto* v : {&p.stride, &p.pad_before, &p.dilation}) {
+    params.insert(params.end(), v->begin(), v->end());
+  }
+  std::vector<int64_t> output_padding = p.transposed ? p.output_padding
+                                                     : std::vector<int64_t>(n, 0);
+  params.insert(params.end(), output_padding.begin(), output_padding.end());
+  std::vector<int64_t> out = {x.shape[0], p.transposed ? w.shape[1] * p.groups : w.shape[0]};
+  for (size_t i = 0; i < n; ++i) {
+    int64_t in = x.shape[2 + i], k = p.dilation[i] * (w.shape[2 + i] - 1) + 1;
+    out.push_back(p.transposed
+                      ? (in - 1) * p.stride[i] - 2 * p.pad_before[i] + k + output_padding[i]
+                      : (in + 2 * p.pad_before[i] - k) / p.stride[i] + 1);
+    if (out.back() <= 0) throw std::runtime_error("convolution output would be empty");
+  }
+  Expr bias = ctx.IsNone(bias_index) ? bb.Constant(at::zeros({0}, at::kFloat))
+                                     : CastTo(bb, ctx.Tensor(bias_index), x.dtype);
+  ctx.SetOutput(0, bb.Emit(bb.CallExtern("torch_tvm.kernels.aten_convolution",
+                                         {ctx.Tensor(0), ctx.Tensor(1), bias,
+                                          bb.Constant(at::tensor(params, at::kLong))},
+                                         out, x.dtype)));
+}
+
 void EmitConv(ConvertContext& ctx, const ConvParams& p, size_t bias_index) {
   RelaxBuilder& bb = ctx.bb;
   Expr x = ctx.Tensor(0), w = ctx.Tensor(1);
   int64_t spatial = bb.InfoOf(w).ndim() - 2;
-  if (spatial != 1 && spatial != 2) throw std::runtime_error("only 1d and 2d convolution");
+  if (spatial == 3 || (p.transposed && spatial == 1)) return EmitAtenConv(ctx, p, bias_index);
+  if (spatial != 1 && spatial != 2) throw std::runtime_error("only 1d, 2d and 3d convolution");
   std::vector<int64_t> padding = p.pad_before;
   padding.insert(padding.end(), p.pad_after.begin(), p.pad_after.end());
   Expr y;
@@ -108,8 +146,9 @@ TORCH_TVM_CONVERTERS(convolution) {
   reg.Register("aten::_convolution", Convolution);
   reg.Register("aten::convolution", Convolution);
   // aten::_convolution_mode is what tracing records for padding="same"/"valid".
-  for (const char* s : {"aten::conv1d", "aten::conv2d", "aten::conv1d.padding",
-                        "aten::conv2d.padding", "aten::_convolution_mode"}) {
+  for (const char* s : {"aten::conv1d", "aten::conv2d", "aten::conv3d", "aten::conv1d.padding",
+                        "aten::conv2d.padding", "aten::conv3d.padding",
+                        "aten::_convolution_mode"}) {
     reg.Register(s, ConvNd);
   }
   reg.Register("aten::conv_transpose2d.input", ConvTranspose2d);

@@ -16,7 +16,16 @@ Expr WithDType(ConvertContext& ctx, Expr x, size_t dtype_index) {
 // (self, dtype?).
 void Reduce(ConvertContext& ctx, const char* op) {
   bool all = ctx.NumInputs() <= 2;
-  Expr x = WithDType(ctx, ctx.Tensor(0), all ? 1 : 3);
+  size_t dtype_index = all ? 1 : 3;
+  Expr x = WithDType(ctx, ctx.Tensor(0), dtype_index);
+  std::string dtype = ctx.bb.InfoOf(x).dtype;
+  bool integral = dtype == "bool" || dtype.rfind("int", 0) == 0 || dtype.rfind("uint", 0) == 0;
+  if (integral && (dtype_index >= ctx.NumInputs() || ctx.IsNone(dtype_index))) {
+    // torch sums bool and integer tensors in int64 (a count of a bool mask
+    // stayed bool, and uint8 wrapped); their mean is an error in eager.
+    if (std::string(op) != "sum") throw std::runtime_error(std::string(op) + " of an integer tensor");
+    x = CastTo(ctx.bb, x, "int64");
+  }
   int64_t ndim = ctx.bb.InfoOf(x).ndim();
   std::vector<int64_t> dims = (all || ctx.IsNone(1)) ? std::vector<int64_t>{} : ctx.Ints(1);
   if (dims.empty()) {
