@@ -194,3 +194,108 @@ def test_op(name, sig_expr, specs, mode):
     assert counters, "the graph's groups are not in torch_tvm.stats()"
     for gid, c in counters.items():
         assert c["fallback_calls"] == 0 and c["compiles"] >= 1, (gid, c["failures"])
+
+
+# --- calls that must stay in PyTorch ------------------------------------------
+
+def _reasons(module, inputs):
+    report = torch_tvm.explain(module, tuple(inputs))
+    return {o["op"]: o["reason"] for o in report.outside}, report
+
+
+REJECTED = [
+    # A float16 -> int cast (x86 semantics are only matched from float32/64).
+    ("half_to_long", "x: (x + 1).half().long() + 1", [(N, D)], "aten::to.dtype", "Half to Long"),
+    # Another device, another memory format.
+    ("to_meta", "x: (x + 1).to('meta')", [(N, D)], None, "device other than the CPU"),
+    ("to_channels_last", "x: (x + 1).to(memory_format=torch.channels_last) * 2", [(N, 3, 4, 5)], None, "memory_format"),
+    ("zeros_like_meta", "x: (x + 1, torch.zeros_like(x, device='meta'))", [(N, D)], "aten::zeros_like", "device other than the CPU"),
+    ("empty_like_channels_last", "x: torch.empty_like(x + 1, memory_format=torch.channels_last).fill_(2.0) * 2", [(N, 3, 4, 5)], "aten::empty_like", "memory_format"),
+]
+
+
+@pytest.mark.parametrize("mode", ["trace", "script"])
+@pytest.mark.parametrize("name,sig_expr,specs,op,reason", REJECTED, ids=[c[0] for c in REJECTED])
+def test_rejected_stays_in_pytorch(name, sig_expr, specs, op, reason, mode):
+    fn = _make_fn(name, sig_expr)
+    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
+    inputs = [_input(s, gen) for s in specs]
+    with torch.no_grad():
+        expected = fn(*inputs)
+    module = jit(fn, inputs, script=(mode == "script"))
+    out, graph = run_jitted(module, *inputs, calls=3)
+    assert GROUP_KIND in str(graph), graph
+    outs = out if isinstance(out, tuple) else (out,)
+    exps = expected if isinstance(expected, tuple) else (expected,)
+    for o, e in zip(outs, exps):
+        assert o.device == e.device and o.shape == e.shape and o.dtype == e.dtype
+        if o.device.type != "meta":
+            assert_outputs_close(o, e)
+    reasons, report = _reasons(module, inputs)
+    hits = {k: v for k, v in reasons.items() if reason in v and (op is None or k == op)}
+    assert hits, reasons
+    assert report.num_fallbacks == 0, str(report)
+
+
+ZERO_DIVISORS = [
+    ("int_remainder_by_zero", "x: (x * 2) % 0"),
+    ("int_floor_divide_by_zero", "x: torch.floor_divide(x * 2, 0)"),
+    ("int_div_floor_by_zero", "x: torch.div(x * 2, 0, rounding_mode='floor')"),
+    ("int_div_trunc_by_zero", "x: torch.div(x * 2, 0, rounding_mode='trunc')"),
+]
+
+
+def _fallback_calls():
+    return sum(g["fallback_calls"] for g in torch_tvm.stats()["groups"])
+
+
+@pytest.mark.parametrize("name,sig_expr", ZERO_DIVISORS, ids=[c[0] for c in ZERO_DIVISORS])
+def test_integer_division_by_constant_zero_raises_as_eager(name, sig_expr):
+    # Scripted (tracing would raise). TVM's integer division by zero is
+    # undefined behaviour: the op stays in PyTorch (its support check), which
+    # raises; the group before it (x * 2) runs in TVM without falling back.
+    fn = _make_fn(name, sig_expr)
+    x = torch.randint(-5, 5, (N, D))
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        fn(x)
+    module = jit(fn, [x], script=True)
+    before = _fallback_calls()
+    for _ in range(3):
+        with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+            module(x)
+    assert _fallback_calls() == before
+    assert any(g["calls"] > 0 for g in torch_tvm.stats()["groups"])
+
+
+def _int_div_by_tensor(x, y):
+    return (x + 1) // y + (x + 1) % y
+
+
+@pytest.mark.parametrize("mode", ["trace", "script"])
+def test_integer_division_by_runtime_tensor_is_not_done_by_tvm(mode):
+    # A zero in y would be undefined behaviour in TVM (SIGFPE): never converted.
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randint(-9, 9, (N, D), generator=gen)
+    y = torch.randint(1, 5, (N, D), generator=gen) * torch.where(x > 0, 1, -1)
+    module = jit(_int_div_by_tensor, [x, y], script=(mode == "script"))
+    out, graph = run_jitted(module, x, y, calls=3)
+    torch.testing.assert_close(out, _int_div_by_tensor(x, y))
+    left = outside_aten_ops(graph)
+    assert "aten::floor_divide" in left and "aten::remainder" in left, graph
+    # And a zero divisor raises as in eager, no crash.
+    with pytest.raises(RuntimeError, match="ZeroDivisionError"):
+        module(x, torch.zeros_like(y))
+
+
+def _bool_output(x, y):
+    return (x * 2.0) > y
+
+
+@pytest.mark.parametrize("mode", ["trace", "script"])
+def test_group_with_a_bool_output(mode):
+    x, y = torch.randn(N, S, D), torch.randn(N, S, D)
+    module = jit(_bool_output, [x, y], script=(mode == "script"))
+    out, graph = run_jitted(module, x, y, calls=3)
+    assert GROUP_KIND in str(graph) and not outside_aten_ops(graph), graph
+    assert out.dtype == torch.bool
+    torch.testing.assert_close(out, _bool_output(x, y))
