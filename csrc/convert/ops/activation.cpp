@@ -23,6 +23,16 @@ std::optional<double> OptionalScalar(ConvertContext& ctx, size_t i) {
   return ctx.Double(i);
 }
 
+// Input 0 in the dtype clamp promotes to with its non-None bounds (an int
+// tensor clamped by a float bound is float, as eager).
+Expr ClampInput(ConvertContext& ctx, std::vector<size_t> bounds) {
+  std::vector<size_t> ids = {0};
+  for (size_t i : bounds) {
+    if (!ctx.IsNone(i)) ids.push_back(i);
+  }
+  return CastTo(ctx.bb, ctx.Tensor(0), ResultDType(ctx, ids));
+}
+
 void Unary(ConvertContext& ctx, const char* op) { ctx.SetOutput(0, ctx.bb.Op(op, ctx.Tensor(0))); }
 
 // hardsigmoid(x) = clamp(x / 6 + 1/2, 0, 1)
@@ -49,7 +59,13 @@ TORCH_TVM_CONVERTERS(activation) {
     c.SetOutput(0, c.bb.Op("where", mask, x, Scalar(c, x, c.Double(2))));
   });
   reg.Register("aten::clamp", [](ConvertContext& c) {
-    c.SetOutput(0, Clamp(c, c.Tensor(0), OptionalScalar(c, 1), OptionalScalar(c, 2)));
+    c.SetOutput(0, Clamp(c, ClampInput(c, {1, 2}), OptionalScalar(c, 1), OptionalScalar(c, 2)));
+  });
+  reg.Register("aten::clamp_min", [](ConvertContext& c) {
+    c.SetOutput(0, Clamp(c, ClampInput(c, {1}), c.Double(1), std::nullopt));
+  });
+  reg.Register("aten::clamp_max", [](ConvertContext& c) {
+    c.SetOutput(0, Clamp(c, ClampInput(c, {1}), std::nullopt, c.Double(1)));
   });
   reg.Register("aten::hardtanh", [](ConvertContext& c) {
     c.SetOutput(0, Clamp(c, c.Tensor(0), c.Double(1), c.Double(2)));

@@ -2,6 +2,7 @@
 // tensor ** tensor, scalar ** tensor), softplus, mish.
 #include <c10/core/DefaultDtype.h>
 
+#include <cmath>
 #include <stdexcept>
 
 #include "convert/ops/op_helpers.h"
@@ -9,15 +10,11 @@
 namespace torch_tvm::convert {
 namespace {
 
-bool IsFloat(const std::string& dtype) {
-  return dtype.rfind("float", 0) == 0 || dtype == "bfloat16";
-}
-
 // Tensor input i; integer and bool tensors cast to the default float dtype,
 // as torch computes its float-only unary ops (exp(int64) is float32).
 Expr FloatTensor(ConvertContext& ctx, size_t i) {
   Expr x = ctx.Tensor(i);
-  if (IsFloat(ctx.bb.InfoOf(x).dtype)) return x;
+  if (IsFloatDType(ctx.bb.InfoOf(x).dtype)) return x;
   return CastTo(ctx.bb, x, RelaxDType(at::typeMetaToScalarType(at::get_default_dtype())));
 }
 
@@ -59,7 +56,7 @@ void PowTensorScalar(ConvertContext& ctx) {
     out = bb.Op("ones_like", x, dtype);
   } else if (e == 1.0) {
     out = bb.Op("multiply", x, One(ctx, x));  // a copy, never the input itself
-  } else if (!IsFloat(dtype)) {
+  } else if (!IsFloatDType(dtype)) {
     // An integer result implies an integer exponent.
     int64_t n = ctx.Int(1);
     if (n < 0) throw std::runtime_error("Integers to negative integer powers are not allowed");
@@ -86,30 +83,15 @@ void PowTensorScalar(ConvertContext& ctx) {
 void PowBinary(ConvertContext& ctx) {
   auto [x, y] = BinaryOperands(ctx, 0, 1);
   std::string dtype = ctx.bb.InfoOf(x).dtype;
-  if (!IsFloat(dtype)) {
+  if (!IsFloatDType(dtype)) {
     throw std::runtime_error("pow with an integer tensor exponent (" + dtype +
                              "): TVM's power is float-only");
   }
   ctx.SetOutput(0, ctx.bb.Op("power", x, y));
 }
 
-// True / false when the torch dtype category of a pow operand is known from
-// the graph's types (profiled tensor types, int/float scalars).
-std::optional<bool> IsIntegral(const ArgInfo& arg) {
-  const auto& type = arg.type;
-  if (auto t = type->cast<c10::TensorType>()) {
-    if (auto st = t->scalarType()) return at::isIntegralType(*st, /*includeBool=*/true);
-    return std::nullopt;
-  }
-  if (type->isSubtypeOf(*c10::IntType::get()) || type->isSubtypeOf(*c10::BoolType::get())) {
-    return true;
-  }
-  if (type->isSubtypeOf(*c10::FloatType::get())) return false;
-  return std::nullopt;
-}
-
 std::optional<std::string> FloatPowOnly(const OpSignature& op) {
-  auto a = IsIntegral(op.Arg(0)), b = IsIntegral(op.Arg(1));
+  auto a = IsIntegralArg(op.Arg(0)), b = IsIntegralArg(op.Arg(1));
   if (a.value_or(false) && b.value_or(false)) {
     return "pow of integers with a tensor exponent (TVM's power is float-only)";
   }
@@ -118,15 +100,75 @@ std::optional<std::string> FloatPowOnly(const OpSignature& op) {
 
 // softplus(x) = log1p(exp(beta * x)) / beta, or x where beta * x > threshold.
 Expr Softplus(ConvertContext& ctx, const Expr& x, double beta, double threshold) {
-  if (!IsFloat(ctx.bb.InfoOf(x).dtype)) {
+  if (!IsFloatDType(ctx.bb.InfoOf(x).dtype)) {
     throw std::runtime_error("softplus/mish need a floating tensor");
   }
   return ctx.bb.Op("nn.softplus", x, beta, threshold);
 }
 
+// floor / ceil / round / trunc: an integer tensor comes back unchanged (a copy).
+void Rounding(ConvertContext& ctx, const char* op) {
+  Expr x = ctx.Tensor(0);
+  std::string dtype = ctx.bb.InfoOf(x).dtype;
+  if (dtype == "bool") throw std::runtime_error(std::string(op) + " of a bool tensor");
+  if (!IsFloatDType(dtype)) {
+    ctx.SetOutput(0, ctx.bb.Op("multiply", x, One(ctx, x)));
+    return;
+  }
+  ctx.SetOutput(0, ctx.bb.Op(op, x));
+}
+
+// round(x, decimals) as ATen: nearbyint(x * 10^d) / 10^d, or for d < 0
+// nearbyint(x / 10^-d) * 10^-d, in x's dtype.
+void RoundDecimals(ConvertContext& ctx) {
+  Expr x = ctx.Tensor(0);
+  std::string dtype = ctx.bb.InfoOf(x).dtype;
+  if (dtype != "float32" && dtype != "float64") {
+    throw std::runtime_error("round(decimals) of a " + dtype + " tensor");
+  }
+  int64_t d = ctx.Int(1);
+  bool neg = d < 0;
+  double ten_pow = std::pow(10.0, static_cast<double>(neg ? -d : d));
+  if (dtype == "float32") ten_pow = static_cast<float>(ten_pow);
+  Expr p = ctx.bb.ScalarConstant(ten_pow, dtype);
+  Expr out = neg ? ctx.bb.Op("multiply", ctx.bb.Op("round", ctx.bb.Op("divide", x, p)), p)
+                 : ctx.bb.Op("divide", ctx.bb.Op("round", ctx.bb.Op("multiply", x, p)), p);
+  ctx.SetOutput(0, out);
+}
+
+// sign(x) = (0 < x) - (x < 0): 0 for NaN and for -0.0, as ATen.
+void Sign(ConvertContext& ctx) {
+  Expr x = ctx.Tensor(0);
+  std::string dtype = ctx.bb.InfoOf(x).dtype;
+  if (dtype == "bool") throw std::runtime_error("sign of a bool tensor");
+  Expr zero = ctx.bb.ScalarConstant(0.0, dtype);
+  Expr pos = ctx.bb.Op("astype", ctx.bb.Op("less", zero, x), dtype);
+  Expr neg = ctx.bb.Op("astype", ctx.bb.Op("less", x, zero), dtype);
+  ctx.SetOutput(0, ctx.bb.Op("subtract", pos, neg));
+}
+
 }  // namespace
 
 TORCH_TVM_CONVERTERS(math) {
+  for (const char* op : {"floor", "ceil", "round", "trunc"}) {
+    std::string name = op;
+    reg.Register("aten::" + name, [name](ConvertContext& c) { Rounding(c, name.c_str()); });
+  }
+  reg.Register("aten::fix", [](ConvertContext& c) { Rounding(c, "trunc"); });
+  reg.Register("aten::round.decimals", RoundDecimals);
+  reg.Register("aten::sign", Sign);
+  reg.Register("aten::sin", [](ConvertContext& c) { FloatUnary(c, "sin"); });
+  reg.Register("aten::cos", [](ConvertContext& c) { FloatUnary(c, "cos"); });
+  reg.Register("aten::reciprocal", [](ConvertContext& c) {
+    Expr x = FloatTensor(c, 0);
+    c.SetOutput(0, c.bb.Op("divide", One(c, x), x));
+  });
+  reg.Register("aten::square", [](ConvertContext& c) {
+    // square(x) = x * x; bool squares to int64 as pow(x, 2) does.
+    Expr x = c.Tensor(0);
+    if (c.bb.InfoOf(x).dtype == "bool") x = CastTo(c.bb, x, "int64");
+    c.SetOutput(0, c.bb.Op("multiply", x, x));
+  });
   reg.Register("aten::exp", [](ConvertContext& c) { FloatUnary(c, "exp"); });
   reg.Register("aten::log", [](ConvertContext& c) { FloatUnary(c, "log"); });
   reg.Register("aten::sqrt", [](ConvertContext& c) { FloatUnary(c, "sqrt"); });
@@ -151,7 +193,7 @@ TORCH_TVM_CONVERTERS(math) {
     // from 44): x. NaN and -inf (-inf * 0) come out NaN, as in ATen.
     Expr x = c.Tensor(0);
     std::string dtype = c.bb.InfoOf(x).dtype;
-    if (!IsFloat(dtype)) throw std::runtime_error("softplus/mish need a floating tensor");
+    if (!IsFloatDType(dtype)) throw std::runtime_error("softplus/mish need a floating tensor");
     auto& bb = c.bb;
     Expr e = bb.Op("exp", x);
     Expr n = bb.Op("multiply", e, bb.Op("add", e, bb.ScalarConstant(2.0, dtype)));

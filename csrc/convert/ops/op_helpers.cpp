@@ -1,5 +1,8 @@
 #include "convert/ops/op_helpers.h"
 
+#include <ATen/ATen.h>
+#include <ATen/native/TypeProperties.h>
+#include <c10/core/DefaultDtype.h>
 #include <torch/csrc/jit/ir/constants.h>
 
 #include <stdexcept>
@@ -20,7 +23,7 @@ Expr CastTo(RelaxBuilder& bb, const Expr& x, const std::string& dtype) {
   return bb.Op("astype", x, dtype);
 }
 
-static at::ScalarType ScalarTypeOf(const std::string& dtype) {
+at::ScalarType ScalarTypeOf(const std::string& dtype) {
   if (dtype == "float32") return at::kFloat;
   if (dtype == "float64") return at::kDouble;
   if (dtype == "float16") return at::kHalf;
@@ -34,29 +37,93 @@ static at::ScalarType ScalarTypeOf(const std::string& dtype) {
   throw std::runtime_error("unsupported dtype " + dtype);
 }
 
-std::string PromotedDType(const ConvertContext& ctx, size_t a, size_t b) {
-  bool ta = ctx.IsTensor(a), tb = ctx.IsTensor(b);
-  if (ta && tb) {
-    auto da = ScalarTypeOf(ctx.Info(a).dtype), db = ScalarTypeOf(ctx.Info(b).dtype);
-    // 0-d tensors promote like scalars in torch.
-    bool za = ctx.Info(a).ndim() == 0, zb = ctx.Info(b).ndim() == 0;
-    if (za != zb) {
-      auto dim_t = za ? db : da, zero_t = za ? da : db;
-      if (at::isFloatingType(zero_t) && !at::isFloatingType(dim_t)) {
-        return RelaxDType(at::typeMetaToScalarType(at::get_default_dtype()));
-      }
-      return RelaxDType(dim_t);
+bool IsFloatDType(const std::string& dtype) {
+  return dtype.rfind("float", 0) == 0 || dtype == "bfloat16";
+}
+
+std::string DefaultFloatDType() {
+  return RelaxDType(at::typeMetaToScalarType(at::get_default_dtype()));
+}
+
+std::string ResultDType(const ConvertContext& ctx, const std::vector<size_t>& indices) {
+  at::native::ResultTypeState state;
+  for (size_t i : indices) {
+    const auto& in = ctx.Input(i);
+    // A constant keeps what eager sees: a traced Python scalar is a wrapped
+    // 0-d tensor (it promotes like a scalar), a folded value is a tensor.
+    std::optional<c10::IValue> c = ctx.op.ConstantArg(i);
+    if (!c && in.kind == LoweredValue::Kind::kConstant) c = in.constant;
+    if (c && c->isTensor()) {
+      state = at::native::update_result_type_state(c->toTensor(), state);
+    } else if (c && (c->isDouble() || c->isInt() || c->isBool())) {
+      state = at::native::update_result_type_state(c->toScalar(), state);
+    } else if (in.kind == LoweredValue::Kind::kTensor) {
+      TensorInfo info = ctx.bb.InfoOf(in.tensor);
+      auto probe = at::empty(std::vector<int64_t>(info.shape.size(), 1),
+                             at::TensorOptions().dtype(ScalarTypeOf(info.dtype)));
+      state = at::native::update_result_type_state(probe, state);
+    } else {
+      throw std::runtime_error(ctx.op.key + ": input " + std::to_string(i) +
+                               " is neither a tensor nor a scalar");
     }
-    return RelaxDType(at::promoteTypes(da, db));
   }
-  size_t t = ta ? a : b, s = ta ? b : a;
-  if (!ctx.IsTensor(t)) throw std::runtime_error("binary op with two scalars");
-  auto dt = ScalarTypeOf(ctx.Info(t).dtype);
-  const auto& c = ctx.Constant(s);
-  if (c.isDouble() && !at::isFloatingType(dt)) {
-    return RelaxDType(at::typeMetaToScalarType(at::get_default_dtype()));
+  return RelaxDType(at::native::result_type(state));
+}
+
+std::string PromotedDType(const ConvertContext& ctx, size_t a, size_t b) {
+  if (!ctx.IsTensor(a) && !ctx.IsTensor(b)) {
+    const auto& ca = ctx.Input(a), &cb = ctx.Input(b);
+    bool ta = ca.kind == LoweredValue::Kind::kConstant && ca.constant.isTensor();
+    bool tb = cb.kind == LoweredValue::Kind::kConstant && cb.constant.isTensor();
+    if (!ta && !tb) throw std::runtime_error("binary op with two scalars");
   }
-  return RelaxDType(dt);
+  return ResultDType(ctx, {a, b});
+}
+
+std::optional<at::ScalarType> TensorArgDType(const ArgInfo& arg) {
+  if (auto t = arg.type->cast<c10::TensorType>()) return t->scalarType();
+  return std::nullopt;
+}
+
+std::optional<bool> IsIntegralArg(const ArgInfo& arg) {
+  const auto& type = arg.type;
+  if (type->cast<c10::TensorType>()) {
+    if (auto st = TensorArgDType(arg)) return at::isIntegralType(*st, /*includeBool=*/true);
+    return std::nullopt;
+  }
+  if (type->isSubtypeOf(*c10::IntType::get()) || type->isSubtypeOf(*c10::BoolType::get())) {
+    return true;
+  }
+  if (type->isSubtypeOf(*c10::FloatType::get())) return false;
+  return std::nullopt;
+}
+
+Expr ScalarOf(ConvertContext& ctx, size_t i, const std::string& dtype) {
+  const auto& c = ctx.Constant(i);
+  at::Tensor t = at::scalar_tensor(c.toScalar(), at::TensorOptions().dtype(ScalarTypeOf(dtype)));
+  return ctx.bb.Constant(t);
+}
+
+Expr ToBool(RelaxBuilder& bb, const Expr& x) {
+  std::string dtype = bb.InfoOf(x).dtype;
+  if (dtype == "bool") return x;
+  Expr zero = bb.ScalarConstant(0.0, dtype);
+  Expr nonzero = bb.Op("not_equal", x, zero);
+  if (IsFloatDType(dtype)) return bb.Op("logical_or", nonzero, bb.Op("isnan", x));
+  return nonzero;
+}
+
+Expr NanKeepingMinMax(RelaxBuilder& bb, const Expr& a, const Expr& b, bool is_max) {
+  TensorInfo ia = bb.InfoOf(a), ib = bb.InfoOf(b);
+  if (ia.dtype == "bool") return bb.Op(is_max ? "logical_or" : "logical_and", a, b);
+  // Float tensors of rank >= 1 on both sides: the legalisation rule of
+  // torch_tvm/_nan.py keeps NaN. It leaves 0-d operands to TVM's
+  // `a > b ? a : b`, so those are written out here.
+  if (!IsFloatDType(ia.dtype) || (ia.ndim() > 0 && ib.ndim() > 0)) {
+    return bb.Op(is_max ? "maximum" : "minimum", a, b);
+  }
+  Expr wins = bb.Op(is_max ? "greater" : "less", a, b);
+  return bb.Op("where", bb.Op("logical_or", wins, bb.Op("isnan", a)), a, b);
 }
 
 std::pair<Expr, Expr> BinaryOperands(ConvertContext& ctx, size_t a, size_t b) {
@@ -83,6 +150,58 @@ SupportCheckFn RejectIfTrue(size_t index, std::string what) {
     if (v && v->isBool() && v->toBool()) return what;
     return std::nullopt;
   };
+}
+
+static std::optional<std::string> CheckDType(const OpSignature& op, int index) {
+  auto v = op.ConstantArg(index);
+  if (!v || v->isNone()) return std::nullopt;  // a run-time dtype is checked at conversion
+  if (!v->isInt()) return std::nullopt;
+  auto type = static_cast<at::ScalarType>(v->toInt());
+  switch (type) {
+    case at::kFloat: case at::kDouble: case at::kHalf: case at::kBFloat16: case at::kLong:
+    case at::kInt: case at::kShort: case at::kChar: case at::kByte: case at::kBool:
+      return std::nullopt;
+    default:
+      return op.key + " to dtype " + std::string(c10::toString(type)) + " is not supported";
+  }
+}
+
+SupportCheckFn TensorOptionsCheck(OptionArgs args) {
+  return [args](const OpSignature& op) -> std::optional<std::string> {
+    auto constant = [&](int index) { return op.ConstantArg(static_cast<size_t>(index)); };
+    if (args.layout >= 0) {
+      auto v = constant(args.layout);
+      if (!v || !(v->isNone() || (v->isInt() && v->toInt() == static_cast<int64_t>(at::kStrided)))) {
+        return op.key + " with a non-strided (or unknown) layout is not supported";
+      }
+    }
+    if (args.device >= 0) {
+      auto v = constant(args.device);
+      bool cpu = v && (v->isNone() || (v->isDevice() && v->toDevice().is_cpu()) ||
+                       (v->isString() && v->toStringRef() == "cpu"));
+      if (!cpu) return op.key + " to a device other than the CPU stays in PyTorch";
+    }
+    if (args.pin_memory >= 0) {
+      auto v = constant(args.pin_memory);
+      if (!v || !(v->isNone() || (v->isBool() && !v->toBool()))) {
+        return op.key + " with pin_memory stays in PyTorch";
+      }
+    }
+    if (args.memory_format >= 0) {
+      auto v = constant(args.memory_format);
+      bool ok = v && (v->isNone() ||
+                      (v->isInt() && (v->toInt() == static_cast<int64_t>(at::MemoryFormat::Contiguous) ||
+                                      v->toInt() == static_cast<int64_t>(at::MemoryFormat::Preserve))));
+      if (!ok) return op.key + ": only memory_format contiguous or preserve is supported";
+    }
+    if (args.dtype >= 0) return CheckDType(op, args.dtype);
+    return std::nullopt;
+  };
+}
+
+std::string DTypeArg(const ConvertContext& ctx, int index, const std::string& fallback) {
+  if (index < 0 || ctx.IsNone(static_cast<size_t>(index))) return fallback;
+  return RelaxDType(static_cast<at::ScalarType>(ctx.Int(static_cast<size_t>(index))));
 }
 
 }  // namespace torch_tvm::convert

@@ -1,6 +1,7 @@
 // Small helpers shared by the converter families.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -29,5 +30,42 @@ Expr Scaled(ConvertContext& ctx, const Expr& x, double scale);
 // call RequireFalse on the value, which may only be known at compile time.
 SupportCheckFn RejectIfTrue(size_t index, std::string what);
 void RequireFalse(const ConvertContext& ctx, size_t index, const std::string& what);
+
+// dtype names: "float32"... -> at::ScalarType, and categories.
+at::ScalarType ScalarTypeOf(const std::string& dtype);
+bool IsFloatDType(const std::string& dtype);
+std::string DefaultFloatDType();
+
+// The dtype torch's result_type gives for the converter inputs `indices`
+// (tensors, 0-d tensors and Python scalars, as TensorIterator promotes them).
+std::string ResultDType(const ConvertContext& ctx, const std::vector<size_t>& indices);
+
+// True / false when the dtype category (integral incl. bool, or floating) of
+// an argument is known from the graph's types; nullopt when it is not.
+std::optional<bool> IsIntegralArg(const ArgInfo& arg);
+// The profiled scalar type of a tensor argument, when known.
+std::optional<at::ScalarType> TensorArgDType(const ArgInfo& arg);
+
+// A compile-time scalar input as an exact 0-d constant of `dtype` (ints are
+// not rounded through double; a float converts to an int dtype as c10 casts).
+Expr ScalarOf(ConvertContext& ctx, size_t i, const std::string& dtype);
+
+// torch's bool(x): x != 0, with NaN true (TVM's float->bool cast and its
+// float `!=` are ordered comparisons, false on NaN).
+Expr ToBool(RelaxBuilder& bb, const Expr& x);
+
+// maximum/minimum of two tensors keeping a NaN from either side, as ATen.
+Expr NanKeepingMinMax(RelaxBuilder& bb, const Expr& a, const Expr& b, bool is_max);
+
+// Positions of the TensorOptions-like arguments of a creation or conversion op
+// (-1 when the schema has none).
+struct OptionArgs {
+  int dtype = -1, layout = -1, device = -1, pin_memory = -1, memory_format = -1;
+};
+// Rejects a non-strided layout, a device other than the CPU, pinned memory and
+// a memory_format other than contiguous/preserve, and dtypes TVM lacks.
+SupportCheckFn TensorOptionsCheck(OptionArgs args);
+// The dtype argument `index` (an at::ScalarType number), or `fallback` when None.
+std::string DTypeArg(const ConvertContext& ctx, int index, const std::string& fallback);
 
 }  // namespace torch_tvm::convert
