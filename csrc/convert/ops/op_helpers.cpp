@@ -2,6 +2,7 @@
 
 #include <torch/csrc/jit/ir/constants.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace torch_tvm::convert {
@@ -83,6 +84,30 @@ SupportCheckFn RejectIfTrue(size_t index, std::string what) {
     if (v && v->isBool() && v->toBool()) return what;
     return std::nullopt;
   };
+}
+
+Expr PrimInt(int64_t value) { return CallGlobal("ir.IntImm", String("int64"), value, nullptr); }
+
+Expr CheckedIndex(RelaxBuilder& bb, const Expr& index, int64_t size, bool wrap_negative) {
+  TensorInfo info = bb.InfoOf(index);
+  if (info.dtype != "int64" && info.dtype != "int32") {
+    throw std::runtime_error("index tensor of dtype " + info.dtype + " (only int64/int32)");
+  }
+  return bb.Emit(bb.CallExtern("torch_tvm.kernels.check_index",
+                               {index, PrimInt(size), PrimInt(wrap_negative ? 1 : 0)}, info.shape,
+                               "int64"));
+}
+
+std::vector<int64_t> ReduceDims(const ConvertContext& ctx, size_t i, int64_t ndim) {
+  std::vector<int64_t> dims;
+  if (i < ctx.NumInputs() && !ctx.IsNone(i)) dims = ctx.Ints(i);
+  if (dims.empty()) {
+    for (int64_t d = 0; d < ndim; ++d) dims.push_back(d);
+  }
+  for (auto& d : dims) d = NormalizeDim(d, ndim);
+  std::sort(dims.begin(), dims.end());
+  dims.erase(std::unique(dims.begin(), dims.end()), dims.end());
+  return dims;
 }
 
 }  // namespace torch_tvm::convert
