@@ -220,6 +220,10 @@ void Diff(ConvertContext& ctx) {
   };
   for (int64_t k = 0; k < n; ++k, --len) {
     Expr hi = slice(x, 1, len), lo = slice(x, 0, len - 1);
+    if (is_bool) {  // TVM's != on bool fails to lower: compare as int8
+      hi = bb.Op("astype", hi, std::string("int8"));
+      lo = bb.Op("astype", lo, std::string("int8"));
+    }
     x = bb.Op(is_bool ? "not_equal" : "subtract", hi, lo);
   }
   ctx.SetOutput(0, n == 0 ? bb.Op("reshape", x, IntArray(bb.InfoOf(x).shape)) : x);

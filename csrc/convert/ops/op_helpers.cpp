@@ -98,6 +98,16 @@ Expr CheckedIndex(RelaxBuilder& bb, const Expr& index, int64_t size, bool wrap_n
                                "int64"));
 }
 
+Expr NonZero(RelaxBuilder& bb, const Expr& x) {
+  std::string dtype = bb.InfoOf(x).dtype;
+  if (dtype == "bool") return x;
+  Expr nz = bb.Op("not_equal", x, bb.ScalarConstant(0, dtype));
+  if (dtype.rfind("float", 0) == 0 || dtype == "bfloat16") {
+    nz = bb.Op("logical_or", nz, bb.Op("isnan", x));
+  }
+  return nz;
+}
+
 std::vector<int64_t> ReduceDims(const ConvertContext& ctx, size_t i, int64_t ndim) {
   std::vector<int64_t> dims;
   if (i < ctx.NumInputs() && !ctx.IsNone(i)) dims = ctx.Ints(i);

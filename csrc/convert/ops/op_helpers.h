@@ -38,6 +38,10 @@ Expr PrimInt(int64_t value);
 // buffer instead. Returns the int64 indices.
 Expr CheckedIndex(RelaxBuilder& bb, const Expr& index, int64_t size, bool wrap_negative);
 
+// x != 0 as a bool tensor, true for NaN (TVM's float != is ordered: NaN != 0
+// would be false).
+Expr NonZero(RelaxBuilder& bb, const Expr& x);
+
 // Dims (all when empty or None) of argument i, normalised for rank ndim.
 std::vector<int64_t> ReduceDims(const ConvertContext& ctx, size_t i, int64_t ndim);
 void RequireFalse(const ConvertContext& ctx, size_t index, const std::string& what);

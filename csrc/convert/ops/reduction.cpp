@@ -149,7 +149,7 @@ void AllAny(ConvertContext& ctx, bool is_all, int mode /*0 full, 1 dim, 2 dims*/
   auto& bb = ctx.bb;
   TensorInfo info = ctx.Info(0);
   Expr x = ctx.Tensor(0);
-  Expr b = info.dtype == "bool" ? x : bb.Op("not_equal", x, bb.ScalarConstant(0, info.dtype));
+  Expr b = NonZero(bb, x);
   std::vector<int64_t> dims;
   bool keep = false;
   if (mode == 0 || (mode == 2 && ctx.IsNone(1))) {

@@ -80,13 +80,18 @@ std::pair<Expr, Expr> Moments(RelaxBuilder& bb, const Expr& x, const std::vector
   if (dims.empty()) {  // a 0-d tensor: one element
     Expr zero = bb.Op("subtract", x, x);
     double div = std::max(0.0, 1.0 - correction);
-    return {bb.Op("divide", bb.Op("multiply", zero, zero), bb.ScalarConstant(div, info.dtype)), x};
+    Expr sq = bb.Op("multiply", zero, zero);
+    return {div > 0 ? bb.Op("divide", sq, bb.ScalarConstant(div, info.dtype))
+                    : bb.Op("multiply", sq, bb.ScalarConstant(INFINITY, info.dtype)), x};
   }
   Expr mean = bb.Op("mean", x, IntArray(dims), true);
   Expr dev = bb.Op("subtract", x, mean);
   Expr ss = bb.Op("sum", bb.Op("multiply", dev, dev), IntArray(dims), keep);
   double div = std::max(0.0, static_cast<double>(Count(info, dims)) - correction);
-  Expr var = bb.Op("divide", ss, bb.ScalarConstant(div, info.dtype));
+  // No degrees of freedom: ss / 0 as eager (NaN for 0, inf otherwise); a
+  // constant zero divisor would fail TVM's constant folding.
+  Expr var = div > 0 ? bb.Op("divide", ss, bb.ScalarConstant(div, info.dtype))
+                     : bb.Op("multiply", ss, bb.ScalarConstant(INFINITY, info.dtype));
   if (!keep) mean = bb.Op("squeeze", mean, IntArray(dims));
   return {var, mean};
 }
@@ -141,7 +146,7 @@ Expr VectorNorm(RelaxBuilder& bb, const Expr& x, double p, const std::vector<int
     return p > 0 ? r : bb.Op("negative", r);
   }
   if (p == 0) {
-    Expr nz = bb.Op("astype", bb.Op("not_equal", x, bb.ScalarConstant(0, dtype)), dtype);
+    Expr nz = bb.Op("astype", NonZero(bb, x), dtype);
     return bb.Op("sum", nz, IntArray(dims), keep);
   }
   if (p == 1) return bb.Op("sum", ax, IntArray(dims), keep);
