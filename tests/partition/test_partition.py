@@ -39,20 +39,20 @@ def test_conv_bn_relu_is_one_group():
 
 def _unsupported_in_middle(x):
     y = torch.relu(x * 2.0 + 1.0)
-    z = torch.cumsum(y, 1)
+    z = torch.cumprod(y, 1)
     return torch.sigmoid(z) * 3.0 - 1.0
 
 
 @pytest.mark.parametrize("script", [False, True], ids=["trace", "script"])
 def test_unsupported_op_splits_graph(script):
-    assert "aten::cumsum" not in torch_tvm.supported_ops()
+    assert "aten::cumprod" not in torch_tvm.supported_ops()
     x = torch.randn(4, 7)
     out, graph = run_tvm(_unsupported_in_middle, x, script=script, return_graph=True)
     assert len(group_nodes(graph)) == 2, graph
-    assert outside_aten_ops(graph) == ["aten::cumsum"], graph
-    # cumsum lies between the two groups in program order.
-    kinds = [n.kind() for n in graph.nodes() if n.kind() in (GROUP_KIND, "aten::cumsum")]
-    assert kinds == [GROUP_KIND, "aten::cumsum", GROUP_KIND]
+    assert outside_aten_ops(graph) == ["aten::cumprod"], graph
+    # cumprod lies between the two groups in program order.
+    kinds = [n.kind() for n in graph.nodes() if n.kind() in (GROUP_KIND, "aten::cumprod")]
+    assert kinds == [GROUP_KIND, "aten::cumprod", GROUP_KIND]
     torch.testing.assert_close(out, _unsupported_in_middle(x), rtol=1e-4, atol=1e-5)
 
     module = jit(_unsupported_in_middle, [x], script=script)
@@ -63,9 +63,9 @@ def test_unsupported_op_splits_graph(script):
         ["aten::sigmoid", "aten::mul.Scalar", "aten::sub.Scalar"],
     ]
     outside = {o["op"]: o["reason"] for o in report.outside}
-    assert list(outside) == ["aten::cumsum"], report.outside
-    assert "no converter" in outside["aten::cumsum"]
-    assert "cumsum" in str(report)
+    assert list(outside) == ["aten::cumprod"], report.outside
+    assert "no converter" in outside["aten::cumprod"]
+    assert "cumprod" in str(report)
     for g in report.groups:
         assert g["compiles"] == 1 and g["fallback_calls"] == 0, g
 
@@ -316,8 +316,8 @@ def test_jit_save_and_load_roundtrip():
 
 
 def _mixed_reasons(x, y):
-    a = torch.relu(x * 2.0)           # below min_group_size=3 once cumsum splits the chain
-    b = torch.cumsum(a, 0)            # no converter
+    a = torch.relu(x * 2.0)           # below min_group_size=3 once cumprod splits the chain
+    b = torch.cumprod(a, 0)            # no converter
     y.add_(1.0)                       # written in place: y's view below must stay outside
     v = y.view(-1)
     return b, torch.sigmoid(v) + 1.0
@@ -332,7 +332,7 @@ def test_explain_prints_the_partitioners_typed_decision_per_node(script):
     module = jit(_mixed_reasons, [x, y.clone()], script=script)
     report = torch_tvm.explain(module, (x, y.clone()))
     decisions = {o["op"]: o["decision"] for o in report.outside}
-    assert decisions["aten::cumsum"] == "unsupported_op", report.outside
+    assert decisions["aten::cumprod"] == "unsupported_op", report.outside
     assert decisions["aten::relu"] == "below_min_group_size", report.outside
     assert decisions["aten::mul.Scalar"] == "below_min_group_size", report.outside
     assert decisions["aten::view"] == "written_in_place", report.outside

@@ -5,6 +5,7 @@
 #include <c10/core/DefaultDtype.h>
 #include <torch/csrc/jit/ir/constants.h>
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace torch_tvm::convert {
@@ -202,6 +203,30 @@ SupportCheckFn TensorOptionsCheck(OptionArgs args) {
 std::string DTypeArg(const ConvertContext& ctx, int index, const std::string& fallback) {
   if (index < 0 || ctx.IsNone(static_cast<size_t>(index))) return fallback;
   return RelaxDType(static_cast<at::ScalarType>(ctx.Int(static_cast<size_t>(index))));
+}
+
+Expr PrimInt(int64_t value) { return CallGlobal("ir.IntImm", String("int64"), value, nullptr); }
+
+Expr CheckedIndex(RelaxBuilder& bb, const Expr& index, int64_t size, bool wrap_negative) {
+  TensorInfo info = bb.InfoOf(index);
+  if (info.dtype != "int64" && info.dtype != "int32") {
+    throw std::runtime_error("index tensor of dtype " + info.dtype + " (only int64/int32)");
+  }
+  return bb.Emit(bb.CallExtern("torch_tvm.kernels.check_index",
+                               {index, PrimInt(size), PrimInt(wrap_negative ? 1 : 0)}, info.shape,
+                               "int64"));
+}
+
+std::vector<int64_t> ReduceDims(const ConvertContext& ctx, size_t i, int64_t ndim) {
+  std::vector<int64_t> dims;
+  if (i < ctx.NumInputs() && !ctx.IsNone(i)) dims = ctx.Ints(i);
+  if (dims.empty()) {
+    for (int64_t d = 0; d < ndim; ++d) dims.push_back(d);
+  }
+  for (auto& d : dims) d = NormalizeDim(d, ndim);
+  std::sort(dims.begin(), dims.end());
+  dims.erase(std::unique(dims.begin(), dims.end()), dims.end());
+  return dims;
 }
 
 }  // namespace torch_tvm::convert

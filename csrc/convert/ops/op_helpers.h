@@ -29,6 +29,18 @@ Expr Scaled(ConvertContext& ctx, const Expr& x, double scale);
 // constant true (dropout or batch_norm in training mode). Converters still
 // call RequireFalse on the value, which may only be known at compile time.
 SupportCheckFn RejectIfTrue(size_t index, std::string what);
+
+// An int64 immediate, for the integer arguments of an extern kernel.
+Expr PrimInt(int64_t value);
+
+// `index` (a run-time index tensor) checked against [0, size) (or
+// [-size, size) with wrap_negative, negative ones wrapped) by an extern
+// kernel that raises on a bad index: TVM's take and gather read past the
+// buffer instead. Returns the int64 indices.
+Expr CheckedIndex(RelaxBuilder& bb, const Expr& index, int64_t size, bool wrap_negative);
+
+// Dims (all when empty or None) of argument i, normalised for rank ndim.
+std::vector<int64_t> ReduceDims(const ConvertContext& ctx, size_t i, int64_t ndim);
 void RequireFalse(const ConvertContext& ctx, size_t index, const std::string& what);
 
 // dtype names: "float32"... -> at::ScalarType, and categories.

@@ -1,5 +1,8 @@
 // Reductions and normalised exponentials: mean/sum over dims, max(dim),
+// min(dim), amax/amin, full max/min, argmax/argmin, all/any,
 // softmax/log_softmax; and dropout, which is the identity in inference.
+#include <limits>
+
 #include "convert/ops/op_helpers.h"
 
 namespace torch_tvm::convert {
@@ -51,9 +54,145 @@ void MaxDim(ConvertContext& ctx) {
   ctx.SetOutput(1, ctx.bb.Op("argmax", x, dim, keep));
 }
 
+bool IsFloat(const std::string& dtype) {
+  return dtype.rfind("float", 0) == 0 || dtype == "bfloat16";
+}
+
+// A tensor of `like`'s shape made NaN where any of x's reduced elements is.
+Expr NanWhere(RelaxBuilder& bb, const Expr& x, const Expr& r, const std::vector<int64_t>& dims,
+              bool keep) {
+  Expr any_nan = bb.Op("max", bb.Op("astype", bb.Op("isnan", x), std::string("int8")),
+                       IntArray(dims), keep);
+  Expr flag = bb.Op("astype", any_nan, std::string("bool"));
+  std::string dtype = bb.InfoOf(r).dtype;
+  return bb.Op("where", flag, bb.ScalarConstant(std::numeric_limits<double>::quiet_NaN(), dtype), r);
+}
+
+// max over dims keeping NaN: float32's legalisation (_legalize._reduce_rule)
+// keeps it; other float dtypes get an explicit isnan reduction.
+Expr NanMax(RelaxBuilder& bb, const Expr& x, const std::vector<int64_t>& dims, bool keep) {
+  std::string dtype = bb.InfoOf(x).dtype;
+  if (dtype == "bool") {
+    Expr r = bb.Op("max", bb.Op("astype", x, std::string("int8")), IntArray(dims), keep);
+    return bb.Op("astype", r, std::string("bool"));
+  }
+  Expr r = bb.Op("max", x, IntArray(dims), keep);
+  if (IsFloat(dtype) && dtype != "float32") r = NanWhere(bb, x, r, dims, keep);
+  return r;
+}
+
+// min over dims keeping NaN: -max(-x) for floats (negation is exact).
+Expr NanMin(RelaxBuilder& bb, const Expr& x, const std::vector<int64_t>& dims, bool keep) {
+  std::string dtype = bb.InfoOf(x).dtype;
+  if (dtype == "bool") {
+    Expr r = bb.Op("min", bb.Op("astype", x, std::string("int8")), IntArray(dims), keep);
+    return bb.Op("astype", r, std::string("bool"));
+  }
+  if (!IsFloat(dtype)) return bb.Op("min", x, IntArray(dims), keep);
+  return bb.Op("negative", NanMax(bb, bb.Op("negative", x), dims, keep));
+}
+
+std::vector<int64_t> AllDims(int64_t ndim) {
+  std::vector<int64_t> dims(ndim);
+  for (int64_t i = 0; i < ndim; ++i) dims[i] = i;
+  return dims;
+}
+
+// amax / amin (self, dim[], keepdim): an empty dim list reduces everything.
+void MinMaxReduce(ConvertContext& ctx, bool is_max, bool full) {
+  Expr x = ctx.Tensor(0);
+  int64_t ndim = ctx.Info(0).ndim();
+  if (ndim == 0) {
+    ctx.SetOutput(0, ctx.bb.Op("reshape", x, IntArray({})));
+    return;
+  }
+  std::vector<int64_t> dims = full ? AllDims(ndim) : ReduceDims(ctx, 1, ndim);
+  bool keep = full ? false : ctx.Bool(2);
+  ctx.SetOutput(0, is_max ? NanMax(ctx.bb, x, dims, keep) : NanMin(ctx.bb, x, dims, keep));
+}
+
+// argmax / argmin (self, dim?, keepdim): NaN wins, the first index among
+// equals. Float argmin is argmax of -x, so both use the NaN-keeping argmax
+// legalisation (_legalize._argmax_rule); integers use TVM's own (first index).
+Expr ArgExtreme(RelaxBuilder& bb, Expr x, int64_t dim, bool keep, bool is_max) {
+  std::string dtype = bb.InfoOf(x).dtype;
+  if (dtype == "bool") x = bb.Op("astype", x, std::string("int8"));
+  if (is_max) return bb.Op("argmax", x, dim, keep);
+  if (IsFloat(dtype)) return bb.Op("argmax", bb.Op("negative", x), dim, keep);
+  return bb.Op("argmin", x, dim, keep);
+}
+
+void ArgMinMax(ConvertContext& ctx, bool is_max) {
+  TensorInfo info = ctx.Info(0);
+  bool keep = ctx.Bool(2);
+  Expr x = ctx.Tensor(0);
+  if (ctx.IsNone(1) || info.ndim() == 0) {  // over the flattened tensor
+    int64_t numel = 1;
+    for (int64_t s : info.shape) numel *= s;
+    if (numel == 0) throw std::runtime_error("argmax/argmin of an empty tensor");
+    Expr r = ArgExtreme(ctx.bb, ctx.bb.Op("reshape", x, IntArray({numel})), 0, false, is_max);
+    std::vector<int64_t> shape = keep ? std::vector<int64_t>(info.ndim(), 1)
+                                      : std::vector<int64_t>{};
+    ctx.SetOutput(0, ctx.bb.Op("reshape", r, IntArray(shape)));
+    return;
+  }
+  int64_t dim = NormalizeDim(ctx.Int(1), info.ndim());
+  ctx.SetOutput(0, ArgExtreme(ctx.bb, x, dim, keep, is_max));
+}
+
+// min.dim(self, dim, keepdim) -> (values, indices)
+void MinDim(ConvertContext& ctx) {
+  Expr x = ctx.Tensor(0);
+  TensorInfo info = ctx.Info(0);
+  if (info.ndim() == 0) throw std::runtime_error("min.dim of a 0-d tensor");
+  int64_t dim = NormalizeDim(ctx.Int(1), info.ndim());
+  bool keep = ctx.Bool(2);
+  ctx.SetOutput(0, NanMin(ctx.bb, x, {dim}, keep));
+  ctx.SetOutput(1, ArgExtreme(ctx.bb, x, dim, keep, false));
+}
+
+// all / any: x != 0 (NaN counts as true), reduced as int8 min / max. The
+// result is bool, uint8 for a uint8 input (as eager). all.dims with an empty
+// list reduces nothing; None reduces everything.
+void AllAny(ConvertContext& ctx, bool is_all, int mode /*0 full, 1 dim, 2 dims*/) {
+  auto& bb = ctx.bb;
+  TensorInfo info = ctx.Info(0);
+  Expr x = ctx.Tensor(0);
+  Expr b = ToBool(bb, x);
+  std::vector<int64_t> dims;
+  bool keep = false;
+  if (mode == 0 || (mode == 2 && ctx.IsNone(1))) {
+    dims = AllDims(info.ndim());
+  } else {
+    for (int64_t d : ctx.Ints(1)) dims.push_back(NormalizeDim(d, info.ndim()));
+    if (info.ndim() == 0) dims.clear();
+  }
+  if (mode != 0) keep = ctx.Bool(2);
+  Expr r = b;
+  if (!dims.empty()) {
+    Expr i8 = bb.Op("astype", b, std::string("int8"));
+    r = bb.Op("astype", bb.Op(is_all ? "min" : "max", i8, IntArray(dims), keep),
+              std::string("bool"));
+  }
+  ctx.SetOutput(0, info.dtype == "uint8" ? bb.Op("astype", r, std::string("uint8")) : r);
+}
+
 }  // namespace
 
 TORCH_TVM_CONVERTERS(reduction) {
+  reg.Register("aten::amax", [](ConvertContext& c) { MinMaxReduce(c, true, false); });
+  reg.Register("aten::amin", [](ConvertContext& c) { MinMaxReduce(c, false, false); });
+  reg.Register("aten::max", [](ConvertContext& c) { MinMaxReduce(c, true, true); });
+  reg.Register("aten::min", [](ConvertContext& c) { MinMaxReduce(c, false, true); });
+  reg.Register("aten::argmax", [](ConvertContext& c) { ArgMinMax(c, true); });
+  reg.Register("aten::argmin", [](ConvertContext& c) { ArgMinMax(c, false); });
+  reg.Register("aten::min.dim", MinDim);
+  reg.Register("aten::all", [](ConvertContext& c) { AllAny(c, true, 0); });
+  reg.Register("aten::any", [](ConvertContext& c) { AllAny(c, false, 0); });
+  reg.Register("aten::all.dim", [](ConvertContext& c) { AllAny(c, true, 1); });
+  reg.Register("aten::any.dim", [](ConvertContext& c) { AllAny(c, false, 1); });
+  reg.Register("aten::all.dims", [](ConvertContext& c) { AllAny(c, true, 2); });
+  reg.Register("aten::any.dims", [](ConvertContext& c) { AllAny(c, false, 2); });
   reg.Register("aten::mean.dim", [](ConvertContext& c) { Reduce(c, "mean"); });
   reg.Register("aten::sum.dim_IntList", [](ConvertContext& c) { Reduce(c, "sum"); });
   reg.Register("aten::mean", [](ConvertContext& c) { Reduce(c, "mean"); });
