@@ -34,19 +34,34 @@ namespace {
 // once here with PyTorch's own kernel; its results are compile-time values,
 // as for shape plumbing. Weights are Relax constants, not compile-time values,
 // so this never runs a layer on them.
+// A 0-d tensor prim::Constant (a traced Python scalar such as the `4` of
+// `embed_dim // 4`): a Relax constant, but also a compile-time value here.
+std::optional<c10::IValue> ScalarTensorConstant(const Value* v) {
+  if (v->node()->kind() != c10::prim::Constant) return std::nullopt;
+  auto value = torch::jit::toIValue(v);
+  if (!value || !value->isTensor() || value->toTensor().dim() != 0) return std::nullopt;
+  return value;
+}
+
 std::optional<torch::jit::Stack> FoldAtCompileTime(const Node* node,
                                                    const std::vector<LoweredValue>& inputs) {
   if (inputs.empty()) return std::nullopt;
-  for (const auto& in : inputs) {
-    if (in.kind != LoweredValue::Kind::kConstant) return std::nullopt;
+  torch::jit::Stack stack;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (inputs[i].kind == LoweredValue::Kind::kConstant) {
+      stack.push_back(inputs[i].constant);
+    } else if (auto c = i < node->inputs().size() ? ScalarTensorConstant(node->inputs()[i])
+                                                  : std::nullopt) {
+      stack.push_back(*c);
+    } else {
+      return std::nullopt;
+    }
   }
   const auto* schema = node->maybeSchema();
   if (!schema || schema->is_mutable() || node->isNondeterministic() || node->hasSideEffects()) {
     return std::nullopt;
   }
   c10::InferenceMode guard;
-  torch::jit::Stack stack;
-  for (const auto& in : inputs) stack.push_back(in.constant);
   node->getOperation()(stack);
   if (stack.size() != node->outputs().size()) return std::nullopt;
   return stack;
