@@ -160,6 +160,13 @@ OPINFO_MAP = {
     "aten::flip": ["flip"],
     "aten::roll": ["roll"],
     "aten::repeat": ["repeat"],
+    "aten::log1p": ["log1p"],
+    "aten::expm1": ["expm1"],
+    "aten::log2": ["log2"],
+    "aten::log10": ["log10"],
+    "aten::exp2": ["exp2"],
+    "aten::selu": ["nn.functional.selu"],
+    "aten::celu": ["nn.functional.celu"],
     # --- added with the converters of conv_a / conv_b / 3-d ---
     "aten::eq.Tensor": ["eq"],
     "aten::ne.Tensor": ["ne"],

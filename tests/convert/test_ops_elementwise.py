@@ -163,6 +163,22 @@ CASES = [
     ("fill_int_tensor", "x: (x + 1).fill_(-4) * x", [I((N, D))]),
     ("fill_tensor_value", "x, v: (x * 2).fill_(v) + x", [(N, D), ()]),
     ("zero_", "x: (x + 1).zero_() + x", [(N, S, D)]),
+    # log1p / expm1 without cancellation near 0, log2 / log10 / exp2, the ELU family
+    ("log1p", "x: torch.log1p(x)", [E((N, S, D))]),
+    ("log1p_small", "x: torch.log1p(x * 1e-6)", [(N, D)]),
+    ("expm1", "x: torch.expm1(x)", [E((N, S, D))]),
+    ("expm1_small", "x: torch.expm1(x * 1e-6)", [(N, D)]),
+    ("log2", "x: torch.log2(x)", [E((N, S, D))]),
+    ("log10", "x: torch.log10(x)", [E((N, S, D))]),
+    ("exp2", "x: torch.exp2(x)", [E((N, S, D))]),
+    ("log1p_int", "x: torch.log1p(x)", [I((N, D), 0, 9)]),
+    ("elu", "x: torch.nn.functional.elu(x, 0.7)", [E((N, S, D))]),
+    ("selu", "x: torch.selu(x)", [E((N, S, D))]),
+    ("celu", "x: torch.celu(x, 1.5)", [E((N, S, D))]),
+    # sums of bool and integer tensors are int64, as in eager
+    ("sum_of_bool_mask", "x: (x > 0).sum(1) + (x > 1).sum()", [(N, S, D)]),
+    ("sum_of_int32", "x: x.int().sum(0)", [I((N, D))]),
+    ("sum_of_uint8_wide", "x: (x.abs() * 0 + 200).to(torch.uint8).sum(1)", [I((N, 40))]),
 ]
 
 

@@ -1,5 +1,6 @@
 // Pointwise math: exp, log, sqrt, rsqrt, abs, erf, pow (tensor ** scalar,
-// tensor ** tensor, scalar ** tensor), softplus, mish.
+// tensor ** tensor, scalar ** tensor), softplus, mish; log1p, expm1, log2,
+// log10, exp2 (Relax has none of them); and the ELU family, built on expm1.
 #include <c10/core/DefaultDtype.h>
 
 #include <cmath>
@@ -147,9 +148,82 @@ void Sign(ConvertContext& ctx) {
   ctx.SetOutput(0, ctx.bb.Op("subtract", pos, neg));
 }
 
+Expr C(RelaxBuilder& bb, double v, const std::string& dtype) { return bb.ScalarConstant(v, dtype); }
+
+// log1p(x) without losing small x to 1 + x (Goldberg): u = 1 + x;
+// u == 1 ? x : log(u) * x / (u - 1). +inf stays +inf, -1 gives -inf, below
+// -1 and NaN give NaN, as std::log1p.
+Expr Log1p(RelaxBuilder& bb, const Expr& x) {
+  std::string dt = bb.InfoOf(x).dtype;
+  Expr u = bb.Op("add", x, C(bb, 1.0, dt));
+  Expr um1 = bb.Op("subtract", u, C(bb, 1.0, dt));
+  Expr r = bb.Op("divide", bb.Op("multiply", bb.Op("log", u), x), um1);
+  r = bb.Op("where", bb.Op("equal", x, C(bb, INFINITY, dt)), x, r);
+  return bb.Op("where", bb.Op("equal", u, C(bb, 1.0, dt)), x, r);
+}
+
+// expm1(x) without cancellation near 0 (Kahan): u = exp(x); u == 1 ? x :
+// u - 1 == -1 ? -1 : (u - 1) * x / log(u); +inf (u = inf) stays +inf.
+Expr Expm1(RelaxBuilder& bb, const Expr& x) {
+  std::string dt = bb.InfoOf(x).dtype;
+  Expr u = bb.Op("exp", x);
+  Expr um1 = bb.Op("subtract", u, C(bb, 1.0, dt));
+  Expr r = bb.Op("divide", bb.Op("multiply", um1, x), bb.Op("log", u));
+  r = bb.Op("where", bb.Op("equal", u, C(bb, INFINITY, dt)), u, r);
+  r = bb.Op("where", bb.Op("equal", um1, C(bb, -1.0, dt)), um1, r);
+  return bb.Op("where", bb.Op("equal", u, C(bb, 1.0, dt)), x, r);
+}
+
+// elu(x, alpha, scale, input_scale) = x > 0 ? scale * x
+//                                           : scale * alpha * expm1(x * input_scale)
+// (ATen's formula; selu and celu are its special cases). NaN stays NaN.
+Expr Elu(ConvertContext& ctx, double alpha, double scale, double input_scale) {
+  RelaxBuilder& bb = ctx.bb;
+  Expr x = ctx.Tensor(0);
+  std::string dt = bb.InfoOf(x).dtype;
+  if (!IsFloatDType(dt)) throw std::runtime_error("elu needs a floating tensor");
+  Expr neg = bb.Op("multiply", Expm1(bb, Scaled(ctx, x, input_scale)), C(bb, alpha * scale, dt));
+  Expr pos = Scaled(ctx, x, scale);
+  return bb.Op("where", bb.Op("greater", x, C(bb, 0.0, dt)), pos, neg);
+}
+
+void FloatUnaryWith(ConvertContext& ctx, Expr (*fn)(RelaxBuilder&, const Expr&)) {
+  ctx.SetOutput(0, fn(ctx.bb, FloatTensor(ctx, 0)));
+}
+
 }  // namespace
 
 TORCH_TVM_CONVERTERS(math) {
+  reg.Register("aten::log1p", [](ConvertContext& c) { FloatUnaryWith(c, Log1p); });
+  reg.Register("aten::expm1", [](ConvertContext& c) { FloatUnaryWith(c, Expm1); });
+  reg.Register("aten::log2", [](ConvertContext& c) {
+    Expr x = FloatTensor(c, 0);
+    c.SetOutput(0, c.bb.Op("multiply", c.bb.Op("log", x),
+                           C(c.bb, 1.0 / std::log(2.0), c.bb.InfoOf(x).dtype)));
+  });
+  reg.Register("aten::log10", [](ConvertContext& c) {
+    Expr x = FloatTensor(c, 0);
+    c.SetOutput(0, c.bb.Op("multiply", c.bb.Op("log", x),
+                           C(c.bb, 1.0 / std::log(10.0), c.bb.InfoOf(x).dtype)));
+  });
+  reg.Register("aten::exp2", [](ConvertContext& c) {
+    Expr x = FloatTensor(c, 0);
+    c.SetOutput(0, c.bb.Op("power", C(c.bb, 2.0, c.bb.InfoOf(x).dtype), x));
+  });
+  // elu(self, alpha, scale, input_scale)
+  reg.Register("aten::elu", [](ConvertContext& c) {
+    c.SetOutput(0, Elu(c, c.Double(1), c.Double(2), c.Double(3)));
+  });
+  reg.Register("aten::selu", [](ConvertContext& c) {
+    c.SetOutput(0, Elu(c, 1.6732632423543772848170429916717, 1.0507009873554804934193349852946,
+                       1.0));
+  });
+  // celu(self, alpha) = elu(x, alpha, 1, 1 / alpha)
+  reg.Register("aten::celu", [](ConvertContext& c) {
+    double alpha = c.Double(1);
+    if (alpha == 0.0) throw std::runtime_error("celu with alpha 0");
+    c.SetOutput(0, Elu(c, alpha, 1.0, 1.0 / alpha));
+  });
   for (const char* op : {"floor", "ceil", "round", "trunc"}) {
     std::string name = op;
     reg.Register("aten::" + name, [name](ConvertContext& c) { Rounding(c, name.c_str()); });
