@@ -168,7 +168,9 @@ Expr Expm1(RelaxBuilder& bb, const Expr& x) {
   std::string dt = bb.InfoOf(x).dtype;
   Expr u = bb.Op("exp", x);
   Expr um1 = bb.Op("subtract", u, C(bb, 1.0, dt));
-  Expr r = bb.Op("divide", bb.Op("multiply", um1, x), bb.Op("log", u));
+  // (u - 1) * (x / log(u)): x / log(u) is near 1, so nothing overflows
+  // before the result does (exp(88) * 88 would).
+  Expr r = bb.Op("multiply", um1, bb.Op("divide", x, bb.Op("log", u)));
   r = bb.Op("where", bb.Op("equal", u, C(bb, INFINITY, dt)), u, r);
   r = bb.Op("where", bb.Op("equal", um1, C(bb, -1.0, dt)), um1, r);
   return bb.Op("where", bb.Op("equal", u, C(bb, 1.0, dt)), x, r);
