@@ -287,25 +287,41 @@ def _single_op_groups(tvm_enabled):
     torch_tvm.enable(min_group_size=1)
 
 
-@pytest.mark.parametrize("mode", ["trace", "script"])
-@pytest.mark.parametrize("name,sig_expr,specs", CASES, ids=[c[0] for c in CASES])
-def test_op(name, sig_expr, specs, mode):
+def run_case(name, sig_expr, specs, mode, make=make_input):
+    """One case, traced or scripted, run 3 times: (module, inputs, out, expected, graph).
+    Shared by the per-family case tables (test_ops_*.py)."""
     fn = _make_fn(name, sig_expr)
     gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    inputs = [make_input(s, gen) for s in specs]
+    inputs = [make(s, gen) for s in specs]
     with torch.no_grad():
         expected = fn(*inputs)
     module = jit(fn, inputs, script=(mode == "script"))
     out, graph = run_jitted(module, *inputs, calls=3)
+    return module, inputs, out, expected, graph
+
+
+def check_ran_in_tvm(out, expected, graph):
+    """Every aten op of the case ran in a TVM group, with no fallback, and the
+    outputs match eager (dtype and shape included, NaN at the same places)."""
     assert GROUP_KIND in str(graph), f"no TVM group formed:\n{graph}"
     left = outside_aten_ops(graph)
     assert not left, f"ops left to PyTorch: {left}\n{graph}"
     assert_outputs_close(out, expected, rtol=1e-4, atol=1e-5, equal_nan=True)
+    for a, e in zip(out if isinstance(out, (list, tuple)) else [out],
+                    expected if isinstance(expected, (list, tuple)) else [expected]):
+        assert a.dtype == e.dtype and a.shape == e.shape, (a.dtype, e.dtype, a.shape, e.shape)
     # The values came from TVM, not from a PyTorch fallback.
     counters = group_counters(graph)
     assert counters, "the graph's groups are not in torch_tvm.stats()"
     for gid, c in counters.items():
         assert c["fallback_calls"] == 0 and c["compiles"] >= 1, (gid, c["failures"])
+
+
+@pytest.mark.parametrize("mode", ["trace", "script"])
+@pytest.mark.parametrize("name,sig_expr,specs", CASES, ids=[c[0] for c in CASES])
+def test_op(name, sig_expr, specs, mode):
+    _, _, out, expected, graph = run_case(name, sig_expr, specs, mode)
+    check_ran_in_tvm(out, expected, graph)
 
 
 def _int_pow_tensor_exponent(x, y):

@@ -7,15 +7,12 @@ with their reason.
 """
 from __future__ import annotations
 
-import zlib
-
 import pytest
 import torch
 
 import torch_tvm
-from conftest import (GROUP_KIND, assert_outputs_close, group_counters, jit, outside_aten_ops,
-                      run_jitted)
-from test_ops import D, E, I, N, S, _make_fn, make_input
+from conftest import GROUP_KIND, assert_outputs_close, jit, outside_aten_ops, run_jitted
+from test_ops import D, E, I, N, S, _make_fn, check_ran_in_tvm, make_input, run_case
 
 
 class B:  # a bool input
@@ -195,21 +192,8 @@ def _single_op_groups(tvm_enabled):
 @pytest.mark.parametrize("mode", ["trace", "script"])
 @pytest.mark.parametrize("name,sig_expr,specs", CASES, ids=[c[0] for c in CASES])
 def test_op(name, sig_expr, specs, mode):
-    fn = _make_fn(name, sig_expr)
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    inputs = [_input(s, gen) for s in specs]
-    with torch.no_grad():
-        expected = fn(*inputs)
-    module = jit(fn, inputs, script=(mode == "script"))
-    out, graph = run_jitted(module, *inputs, calls=3)
-    assert GROUP_KIND in str(graph), f"no TVM group formed:\n{graph}"
-    left = outside_aten_ops(graph)
-    assert not left, f"ops left to PyTorch: {left}\n{graph}"
-    assert_outputs_close(out, expected, rtol=1e-4, atol=1e-5, equal_nan=True)
-    counters = group_counters(graph)
-    assert counters, "the graph's groups are not in torch_tvm.stats()"
-    for gid, c in counters.items():
-        assert c["fallback_calls"] == 0 and c["compiles"] >= 1, (gid, c["failures"])
+    _, _, out, expected, graph = run_case(name, sig_expr, specs, mode, make=_input)
+    check_ran_in_tvm(out, expected, graph)
 
 
 # --- calls that must stay in PyTorch ------------------------------------------
@@ -233,13 +217,7 @@ REJECTED = [
 @pytest.mark.parametrize("mode", ["trace", "script"])
 @pytest.mark.parametrize("name,sig_expr,specs,op,reason", REJECTED, ids=[c[0] for c in REJECTED])
 def test_rejected_stays_in_pytorch(name, sig_expr, specs, op, reason, mode):
-    fn = _make_fn(name, sig_expr)
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    inputs = [_input(s, gen) for s in specs]
-    with torch.no_grad():
-        expected = fn(*inputs)
-    module = jit(fn, inputs, script=(mode == "script"))
-    out, graph = run_jitted(module, *inputs, calls=3)
+    module, inputs, out, expected, graph = run_case(name, sig_expr, specs, mode, make=_input)
     assert GROUP_KIND in str(graph), graph
     outs = out if isinstance(out, tuple) else (out,)
     exps = expected if isinstance(expected, tuple) else (expected,)

@@ -6,15 +6,14 @@ group with nothing left outside and no fallback.
 """
 from __future__ import annotations
 
-import zlib
 
 import pytest
 import torch
 
 import torch_tvm
-from conftest import (GROUP_KIND, assert_outputs_close, group_counters, jit, outside_aten_ops,
-                      run_jitted)
-from test_ops import C, D, E, H, I, N, S, W, L, P, _make_fn, make_input  # noqa: F401
+from conftest import GROUP_KIND, group_counters, jit, outside_aten_ops, run_jitted
+from test_ops import (C, D, E, H, I, N, S, W, L, P, check_ran_in_tvm,  # noqa: F401
+                      make_input, run_case)
 
 
 class T:  # a float input with ties (values from a small set) and NaN
@@ -188,14 +187,7 @@ def _single_op_groups(tvm_enabled):
 
 
 def _run_case(name, sig_expr, specs, mode):
-    fn = _make_fn(name, sig_expr)
-    gen = torch.Generator().manual_seed(zlib.crc32(name.encode()))
-    inputs = [_make(s, gen) for s in specs]
-    with torch.no_grad():
-        expected = fn(*inputs)
-    module = jit(fn, inputs, script=(mode == "script"))
-    out, graph = run_jitted(module, *inputs, calls=3)
-    return module, inputs, out, expected, graph
+    return run_case(name, sig_expr, specs, mode, make=_make)
 
 
 @pytest.mark.parametrize("name,sig_expr,specs,mode", [
@@ -204,17 +196,7 @@ def _run_case(name, sig_expr, specs, mode):
          if m == "trace" or c[0] not in TRACE_ONLY])
 def test_op(name, sig_expr, specs, mode):
     module, inputs, out, expected, graph = _run_case(name, sig_expr, specs, mode)
-    assert GROUP_KIND in str(graph), f"no TVM group formed:\n{graph}"
-    left = outside_aten_ops(graph)
-    assert not left, f"ops left to PyTorch: {left}\n{graph}"
-    assert_outputs_close(out, expected, rtol=1e-4, atol=1e-5, equal_nan=True)
-    for a, e in zip(out if isinstance(out, (list, tuple)) else [out],
-                    expected if isinstance(expected, (list, tuple)) else [expected]):
-        assert a.dtype == e.dtype and a.shape == e.shape, (a.dtype, e.dtype, a.shape, e.shape)
-    counters = group_counters(graph)
-    assert counters, "the graph's groups are not in torch_tvm.stats()"
-    for gid, c in counters.items():
-        assert c["fallback_calls"] == 0 and c["compiles"] >= 1, (gid, c["failures"])
+    check_ran_in_tvm(out, expected, graph)
 
 
 def _outside_reasons(module, inputs):
