@@ -16,7 +16,7 @@
 //   torch_tvm.kernels.aten_max_pool3d(x, params): params = [kernel[3], stride[3],
 //     padding[3], dilation[3], ceil_mode]
 // and with several outputs (returned as an ffi::Array; the last argument is the
-// declared shapes RelaxBuilder::CallExternTuple appends, checked here):
+// declared output types RelaxBuilder::CallExternTuple appends, checked here):
 //   torch_tvm.kernels.aten_lstm(input, h0, c0, weights..., cfg, shapes) -> (output, hy, cy)
 //   torch_tvm.kernels.aten_gru(input, h0, weights..., cfg, shapes) -> (output, hy)
 //     cfg (int64) = [has_biases, num_layers, train, bidirectional, batch_first]
