@@ -33,6 +33,18 @@ std::string RelaxDType(at::ScalarType type) {
   }
 }
 
+namespace {
+
+at::ScalarType ScalarTypeOfRelax(const std::string& dtype) {
+  for (at::ScalarType t : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16, at::kLong, at::kInt,
+                           at::kShort, at::kChar, at::kByte, at::kBool}) {
+    if (RelaxDType(t) == dtype) return t;
+  }
+  throw std::runtime_error("dtype " + dtype + " has no torch equivalent");
+}
+
+}  // namespace
+
 RelaxBuilder::RelaxBuilder() : bb_(CallGlobal("relax.BlockBuilderCreate", nullptr)) {}
 
 RelaxBuilder::~RelaxBuilder() {
@@ -115,6 +127,28 @@ Expr RelaxBuilder::CallExtern(const std::string& name, const std::vector<Expr>& 
   auto type = CallGlobal("relax.TensorType", shape, out_dtype, -1, nullptr, nullptr);
   return Op("call_pure_packed", func, Array<ObjectRef>(args.begin(), args.end()), nullptr,
             Array<ObjectRef>{type});
+}
+
+Expr RelaxBuilder::CallExternTuple(const std::string& name, const std::vector<Expr>& args,
+                                   const std::vector<OutputType>& outs) {
+  if (outs.size() < 2) throw std::runtime_error(name + ": CallExternTuple needs two outputs or more");
+  auto func = CallGlobal("relax.ExternFunc", String(name), nullptr, nullptr);
+  // Several type arguments make call_pure_packed's type the tuple of them.
+  Array<ObjectRef> types;
+  for (const auto& [shape, dtype] : outs) {
+    types.push_back(CallGlobal("relax.TensorType", CallGlobal("relax.ShapeExpr", IntArray(shape),
+                                                              nullptr),
+                               dtype, -1, nullptr, nullptr));
+  }
+  std::vector<int64_t> declared;
+  for (const auto& out : outs) {
+    declared.push_back(static_cast<int64_t>(ScalarTypeOfRelax(out.second)));
+    declared.push_back(static_cast<int64_t>(out.first.size()));
+    declared.insert(declared.end(), out.first.begin(), out.first.end());
+  }
+  Array<ObjectRef> call_args(args.begin(), args.end());
+  call_args.push_back(Constant(at::tensor(declared, at::kLong)));
+  return Op("call_pure_packed", func, call_args, nullptr, types);
 }
 
 Expr RelaxBuilder::Tuple(const std::vector<Expr>& fields) {

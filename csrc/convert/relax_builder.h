@@ -8,6 +8,7 @@
 #include <ATen/core/Tensor.h>
 
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "common/ffi_call.h"
@@ -61,6 +62,18 @@ class RelaxBuilder {
   // csrc/kernels) that allocates and returns one tensor.
   Expr CallExtern(const std::string& name, const std::vector<Expr>& args,
                   const std::vector<int64_t>& out_shape, const std::string& out_dtype);
+  // The same for a kernel returning several tensors (an ffi::Array of them):
+  // one (shape, dtype) per output, at least two (one type would make the call
+  // a tensor, not a tuple). Emits the call and returns the bound tuple
+  // variable; read its fields with TupleGetItem. The kernel gets one more
+  // argument after `args`: an int64 tensor of the declared types (per output:
+  // its at::ScalarType number, ndim, then the dims), which it must check its
+  // results against: nothing
+  // checks an extern's results at run time, and a wrong shape would make the
+  // code after it read past a buffer.
+  using OutputType = std::pair<std::vector<int64_t>, std::string>;
+  Expr CallExternTuple(const std::string& name, const std::vector<Expr>& args,
+                       const std::vector<OutputType>& outs);
 
   Expr Tuple(const std::vector<Expr>& fields);
   // A tuple of int64 immediates (what strided_slice takes) and a shape.

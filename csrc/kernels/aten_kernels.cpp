@@ -15,6 +15,15 @@
 //     stride[n], padding[n], dilation[n], output_padding[n]]
 //   torch_tvm.kernels.aten_max_pool3d(x, params): params = [kernel[3], stride[3],
 //     padding[3], dilation[3], ceil_mode]
+// and with several outputs (returned as an ffi::Array; the last argument is the
+// declared output types RelaxBuilder::CallExternTuple appends, checked here):
+//   torch_tvm.kernels.aten_lstm(input, h0, c0, weights..., cfg, shapes) -> (output, hy, cy)
+//   torch_tvm.kernels.aten_gru(input, h0, weights..., cfg, shapes) -> (output, hy)
+//     cfg (int64) = [has_biases, num_layers, train, bidirectional, batch_first]
+//   torch_tvm.kernels.aten_embedding_bag(weight, indices, offsets, per_sample_weights, cfg,
+//     shapes) -> (output, offset2bag, bag_size, max_indices); per_sample_weights has no
+//     elements when there are none; cfg (int64) = [mode, include_last_offset,
+//     has_per_sample_weights, has_padding_idx, padding_idx, weight_requires_grad]
 #include <ATen/ATen.h>
 #include <tvm/ffi/reflection/registry.h>
 
@@ -99,6 +108,113 @@ ffi::Tensor MaxPool3d(const ffi::Tensor& x, const ffi::Tensor& params) {
       at::max_pool3d(FromTvm(x), kernel, stride, padding, dilation, ceil_mode).contiguous());
 }
 
+// The results of a several-output kernel, checked against the types the
+// compiled graph declared for them (per output: at::ScalarType number, ndim,
+// then the dims), made
+// dense and 64-byte aligned, and not sharing storage with each other.
+ffi::Array<ffi::Any> TupleResult(const char* op, const std::vector<at::Tensor>& outs,
+                                 const ffi::Tensor& declared) {
+  at::Tensor d = FromTvm(declared);
+  const int64_t* dims = d.const_data_ptr<int64_t>();
+  int64_t at_ = 0;
+  ffi::Array<ffi::Any> result;
+  for (size_t i = 0; i < outs.size(); ++i) {
+    TORCH_CHECK(at_ + 2 <= d.numel(), "torch_tvm: ", op, " returned more outputs than declared");
+    auto dtype = static_cast<at::ScalarType>(dims[at_]);
+    int64_t ndim = dims[at_ + 1];
+    at_ += 2;
+    TORCH_CHECK(at_ + ndim <= d.numel(), "torch_tvm: ", op, ": malformed declared types");
+    c10::IntArrayRef shape(dims + at_, ndim);
+    at_ += ndim;
+    TORCH_CHECK(outs[i].sizes() == shape && outs[i].scalar_type() == dtype, "torch_tvm: ", op,
+                " output ", i, " is ", outs[i].scalar_type(), outs[i].sizes(),
+                " but the compiled graph declared ", dtype, shape);
+    at::Tensor t = outs[i];
+    bool shared = false;
+    for (size_t j = 0; j < i; ++j) {
+      shared = shared || (t.numel() > 0 && t.storage().is_alias_of(outs[j].storage()));
+    }
+    if (shared || NeedsCopyForTvm(t)) t = t.clone(at::MemoryFormat::Contiguous);
+    result.push_back(ToTvm(t));
+  }
+  TORCH_CHECK(at_ == d.numel(), "torch_tvm: ", op, " returned fewer outputs than declared");
+  return result;
+}
+
+std::vector<at::Tensor> TensorArgs(const ffi::PackedArgs& args, int begin, int end) {
+  std::vector<at::Tensor> out;
+  for (int i = begin; i < end; ++i) out.push_back(FromTvm(args[i].cast<ffi::Tensor>()));
+  return out;
+}
+
+// aten_lstm / aten_gru: input, the hidden states (2 / 1), the weights, cfg, shapes.
+void Rnn(ffi::PackedArgs args, ffi::Any* rv, bool lstm) {
+  (lstm ? GetCounters().aten_lstm : GetCounters().aten_gru)++;
+  c10::InferenceMode guard;
+  const int n = args.size(), n_hx = lstm ? 2 : 1;
+  TORCH_CHECK(n >= 3 + n_hx, "torch_tvm: too few arguments for an rnn kernel");
+  at::Tensor cfg = FromTvm(args[n - 2].cast<ffi::Tensor>());
+  const int64_t* c = cfg.const_data_ptr<int64_t>();
+  bool has_biases = c[0] != 0, train = c[2] != 0, bidirectional = c[3] != 0;
+  bool batch_first = c[4] != 0;
+  int64_t num_layers = c[1];
+  at::Tensor input = FromTvm(args[0].cast<ffi::Tensor>());
+  std::vector<at::Tensor> hx = TensorArgs(args, 1, 1 + n_hx);
+  std::vector<at::Tensor> params = TensorArgs(args, 1 + n_hx, n - 2);
+  // dropout: the converter rejects train with dropout > 0; otherwise it has no effect.
+  std::vector<at::Tensor> outs;
+  if (lstm) {
+    auto [y, h, cy] = at::lstm(input, hx, params, has_biases, num_layers, 0.0, train,
+                               bidirectional, batch_first);
+    outs = {y, h, cy};
+  } else {
+    auto [y, h] = at::gru(input, hx[0], params, has_biases, num_layers, 0.0, train,
+                          bidirectional, batch_first);
+    outs = {y, h};
+  }
+  *rv = TupleResult(lstm ? "aten_lstm" : "aten_gru", outs, args[n - 1].cast<ffi::Tensor>());
+}
+
+// The same ATen call eager makes. at::embedding_bag runs the forward-only
+// kernel for a weight that does not require grad, and at::_embedding_bag
+// otherwise; they differ in the length of bag_size / max_indices for
+// mode="sum" with include_last_offset. Weights reach this kernel without
+// requires_grad, so the converter says which path eager took.
+ffi::Array<ffi::Any> EmbeddingBag(const ffi::Tensor& weight, const ffi::Tensor& indices,
+                                  const ffi::Tensor& offsets, const ffi::Tensor& psw,
+                                  const ffi::Tensor& cfg_t, const ffi::Tensor& declared) {
+  GetCounters().aten_embedding_bag++;
+  c10::InferenceMode guard;
+  at::Tensor cfg = FromTvm(cfg_t);
+  const int64_t* c = cfg.const_data_ptr<int64_t>();
+  int64_t mode = c[0];
+  bool include_last_offset = c[1] != 0, requires_grad_path = c[5] != 0;
+  std::optional<at::Tensor> per_sample_weights;
+  if (c[2] != 0) per_sample_weights = FromTvm(psw);
+  std::optional<int64_t> padding_idx;
+  if (c[3] != 0) padding_idx = c[4];
+  at::Tensor w = FromTvm(weight), idx = FromTvm(indices), off = FromTvm(offsets);
+  std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> r;
+  if (!requires_grad_path) {
+    r = at::embedding_bag(w, idx, off, false, mode, false, per_sample_weights,
+                          include_last_offset, padding_idx);
+  } else {
+    // at::embedding_bag's own steps for a weight that requires grad.
+    int64_t pad = -1;
+    if (padding_idx) {
+      int64_t num = w.size(0);
+      TORCH_CHECK(*padding_idx >= -num && *padding_idx < num,
+                  "padding_idx must be within the number of embeddings, -", num, " through ",
+                  num - 1, ", but got ", *padding_idx);
+      pad = c10::maybe_wrap_dim(*padding_idx, num);
+    }
+    r = at::_embedding_bag(w, idx.contiguous(), off.contiguous(), false, mode, false,
+                           per_sample_weights, include_last_offset, pad);
+  }
+  return TupleResult("aten_embedding_bag",
+                     {std::get<0>(r), std::get<1>(r), std::get<2>(r), std::get<3>(r)}, declared);
+}
+
 }  // namespace
 
 TVM_FFI_STATIC_INIT_BLOCK() {
@@ -109,7 +225,12 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("torch_tvm.kernels.aten_group_norm", GroupNorm)
       .def("torch_tvm.kernels.aten_reduce", Reduce)
       .def("torch_tvm.kernels.aten_convolution", Convolution)
-      .def("torch_tvm.kernels.aten_max_pool3d", MaxPool3d);
+      .def("torch_tvm.kernels.aten_max_pool3d", MaxPool3d)
+      .def_packed("torch_tvm.kernels.aten_lstm",
+                  [](ffi::PackedArgs args, ffi::Any* rv) { Rnn(args, rv, /*lstm=*/true); })
+      .def_packed("torch_tvm.kernels.aten_gru",
+                  [](ffi::PackedArgs args, ffi::Any* rv) { Rnn(args, rv, /*lstm=*/false); })
+      .def("torch_tvm.kernels.aten_embedding_bag", EmbeddingBag);
 }
 
 }  // namespace torch_tvm::kernels

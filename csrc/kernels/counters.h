@@ -16,6 +16,9 @@ struct Counters {
   // ATen kernels for ops TVM has no fast kernel for: 3-d and transposed 1-d/3-d
   // convolutions, 3-d max pooling (aten_kernels.cpp).
   std::atomic<int64_t> aten_convolution{0}, aten_max_pool3d{0};
+  // ATen kernels with several outputs: recurrent layers and embedding_bag
+  // (aten_kernels.cpp).
+  std::atomic<int64_t> aten_lstm{0}, aten_gru{0}, aten_embedding_bag{0};
   // Parallel loops of TVM-generated code (parallel_launch.cpp): regions
   // launched, and the most OpenMP threads one region ran on.
   std::atomic<int64_t> parallel_launches{0}, parallel_max_threads{0};

@@ -130,6 +130,7 @@ OPINFO_MAP = {
                   "nn.functional.pad.replicate", "nn.functional.pad.replicate_negative",
                   "nn.functional.pad.circular"],
     "aten::embedding": ["nn.functional.embedding"],
+    "aten::embedding_bag.padding_idx": ["nn.functional.embedding_bag"],
     "aten::gather": ["gather"],
     "aten::index_select": ["index_select"],
     # --- shape and layout --------------------------------------------------
@@ -285,6 +286,13 @@ EXCLUDED = {
     "aten::conv1d.padding": _CONV_OVERLOAD,
     "aten::conv2d.padding": _CONV_OVERLOAD,
     "aten::conv3d": _CONV_OVERLOAD,
+    "aten::embedding_bag": ("no op_db sample reaches it: F.embedding_bag always passes padding_idx "
+                            "(aten::embedding_bag.padding_idx, mapped); "
+                            "tests/convert/test_ops_recurrent.py calls torch.embedding_bag without it"),
+    "aten::lstm.input": ("no OpInfo entry in op_db traces to aten::lstm (nn.LSTM is in module_db); "
+                         "tests/convert/test_ops_recurrent.py covers it"),
+    "aten::gru.input": ("no OpInfo entry in op_db traces to aten::gru (nn.GRU is in module_db); "
+                        "tests/convert/test_ops_recurrent.py covers it"),
     "aten::_to_copy": "no OpInfo entry in op_db; tests/convert/test_ops_elementwise.py covers it",
     "aten::type_as": "no OpInfo entry in op_db; tests/convert/test_ops_elementwise.py covers it",
     "prim::dtype": "a tensor's dtype read at compile time (plumbing), no OpInfo entry",

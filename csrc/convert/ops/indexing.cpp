@@ -1,4 +1,6 @@
-// Indexing and broadcasting: embedding, slice, expand, expand_as.
+// Indexing and broadcasting: embedding, embedding_bag, slice, expand, expand_as.
+#include <ATen/ATen.h>
+
 #include <limits>
 
 #include "convert/ops/op_helpers.h"
@@ -16,6 +18,84 @@ void Embedding(ConvertContext& ctx) {
   out.push_back(w.shape[1]);
   ctx.SetOutput(0, ctx.bb.Emit(ctx.bb.CallExtern("torch_tvm.kernels.embedding",
                                                  {ctx.Tensor(0), ctx.Tensor(1)}, out, w.dtype)));
+}
+
+// The length of a 1-d tensor type profiled in the graph, when known.
+std::optional<int64_t> ProfiledLength(const c10::TypePtr& type) {
+  auto tensor = type->cast<c10::TensorType>();
+  if (!tensor) return std::nullopt;
+  auto sizes = tensor->sizes().concrete_sizes();
+  if (!sizes || sizes->size() != 1) return std::nullopt;
+  return (*sizes)[0];
+}
+
+// embedding_bag(weight, indices, offsets, scale_grad_by_freq, mode, sparse,
+//               per_sample_weights?, include_last_offset[, padding_idx?])
+//   -> (output, offset2bag, bag_size, max_indices)
+// runs at::embedding_bag itself (an extern kernel with four outputs): it
+// raises on an index out of range or bad offsets, as eager does. The shapes of
+// the three bookkeeping outputs follow ATen's kernels (checked at run time).
+void EmbeddingBag(ConvertContext& ctx) {
+  RelaxBuilder& bb = ctx.bb;
+  TensorInfo w = ctx.Info(0), idx = ctx.Info(1), off = ctx.Info(2);
+  if (w.ndim() != 2) throw std::runtime_error("embedding_bag weight must be 2-d");
+  if (idx.ndim() != 1 || off.ndim() != 1) {
+    throw std::runtime_error("embedding_bag with 2-d indices (F.embedding_bag flattens them "
+                             "and builds the offsets before the call)");
+  }
+  if (!IsFloatDType(w.dtype)) throw std::runtime_error("embedding_bag of a " + w.dtype + " weight");
+  const int64_t mode = ctx.Int(4);
+  const bool include_last_offset = ctx.Bool(7), has_psw = !ctx.IsNone(6);
+  const bool has_padding = ctx.NumInputs() > 8 && !ctx.IsNone(8);
+  if (mode < 0 || mode > 2) throw std::runtime_error("unknown embedding_bag mode");
+  if (has_psw && mode != 0) {
+    throw std::runtime_error("embedding_bag: per_sample_weights only with mode='sum'");
+  }
+  const int64_t num = w.shape[0], dim = w.shape[1], n_idx = idx.shape[0], n_off = off.shape[0];
+  const int64_t bags = n_off - (include_last_offset ? 1 : 0);
+  if (bags < 0) throw std::runtime_error("embedding_bag: include_last_offset with no offsets");
+  int64_t padding_idx = 0;
+  if (has_padding) {
+    padding_idx = ctx.Int(8);
+    if (padding_idx < -num || padding_idx >= num) {
+      throw std::runtime_error("embedding_bag: padding_idx must be within the number of embeddings");
+    }
+  }
+  // Indices and offsets of different integer types are both used as int64.
+  const std::string index_dtype = idx.dtype == "int32" && off.dtype == "int32" ? "int32" : "int64";
+  if ((idx.dtype != "int32" && idx.dtype != "int64") ||
+      (off.dtype != "int32" && off.dtype != "int64")) {
+    throw std::runtime_error("embedding_bag indices and offsets must be int32 or int64");
+  }
+  // ATen's "sum" fast path (float32/16, bfloat16, a dense weight, no
+  // padding_idx) leaves offset2bag empty.
+  const bool fast_sum = mode == 0 && w.dtype != "float64" && !has_padding;
+  // bag_size / max_indices of "sum" with include_last_offset have one entry per
+  // offset in the forward-only kernel (a weight that does not require grad)
+  // and one per bag in the other: the profiled output says which eager ran;
+  // when it is unknown they are left unset (an error only if they are used).
+  bool requires_grad_path = false, bookkeeping_known = true;
+  if (mode == 0 && include_last_offset) {
+    auto profiled = ProfiledLength(ctx.op.outputs.at(2));
+    requires_grad_path = profiled && *profiled == bags;
+    bookkeeping_known = profiled && (*profiled == bags || *profiled == n_off);
+  }
+  const int64_t bag_len = mode == 0 && !requires_grad_path ? n_off : bags;
+  std::vector<RelaxBuilder::OutputType> outs = {
+      {{bags, dim}, w.dtype},
+      {{fast_sum ? 0 : n_idx}, index_dtype},
+      {{bag_len}, index_dtype},
+      {mode == 2 ? std::vector<int64_t>{bags, dim} : std::vector<int64_t>{bag_len}, index_dtype}};
+  std::vector<int64_t> cfg = {mode, include_last_offset, has_psw, has_padding, padding_idx,
+                              requires_grad_path};
+  Expr psw = has_psw ? ctx.Tensor(6) : bb.Constant(at::zeros({0}, ScalarTypeOf(w.dtype)));
+  Expr result = bb.CallExternTuple(
+      "torch_tvm.kernels.aten_embedding_bag",
+      {ctx.Tensor(0), ctx.Tensor(1), ctx.Tensor(2), psw, bb.Constant(at::tensor(cfg, at::kLong))},
+      outs);
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (i < 2 || bookkeeping_known) ctx.SetOutput(i, bb.TupleGetItem(result, i));
+  }
 }
 
 // slice.Tensor(self, dim, start?, end?, step)
@@ -57,6 +137,8 @@ void Expand(ConvertContext& ctx) {
 
 TORCH_TVM_CONVERTERS(indexing) {
   reg.Register("aten::embedding", Embedding);
+  reg.Register("aten::embedding_bag", EmbeddingBag);
+  reg.Register("aten::embedding_bag.padding_idx", EmbeddingBag);
   reg.Register("aten::slice.Tensor", Slice);
   reg.Register("aten::expand", Expand);
   // expand_as(self, other): other's shape (ECA / SE attention gates).
