@@ -286,6 +286,8 @@ EXCLUDED = {
     "aten::conv1d.padding": _CONV_OVERLOAD,
     "aten::conv2d.padding": _CONV_OVERLOAD,
     "aten::conv3d": _CONV_OVERLOAD,
+    "aten::swapaxes": "no op_db entry (transpose's aliases); tests/convert/test_ops.py covers it",
+    "aten::swapdims": "no op_db entry (transpose's aliases); tests/convert/test_ops.py covers it",
     "aten::embedding_bag": ("no op_db sample reaches it: F.embedding_bag always passes padding_idx "
                             "(aten::embedding_bag.padding_idx, mapped); "
                             "tests/convert/test_ops_recurrent.py calls torch.embedding_bag without it"),

@@ -211,6 +211,8 @@ CASES = [
     ("bmm", "x, y: torch.bmm(x, y)", [(N, S, D), (N, D, O)]),
     ("t", "x: x.t() * 2.0", [(S, D)]),
     ("transpose", "x: x.transpose(1, -1) + 1.0", [(N, S, D)]),
+    ("swapaxes", "x: torch.swapaxes(x, 0, -1) * 2.0", [(N, S, D)]),
+    ("swapdims", "x: x.swapdims(1, 2) - 1.0", [(N, S, D)]),
     ("permute", "x: x.permute(0, 3, -3, 2) - 1.0", [(N, C, H, W)]),
     # --- shape -------------------------------------------------------------
     ("flatten", "x: torch.flatten(x, 1)", [(N, C, H, W)]),

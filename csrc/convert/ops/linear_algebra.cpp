@@ -243,9 +243,12 @@ TORCH_TVM_CONVERTERS(linear_algebra) {
     reg.Register(s, [](ConvertContext& c) { c.SetOutput(0, MatMul(c.bb, c.Tensor(0), c.Tensor(1))); });
   }
   reg.Register("aten::t", [](ConvertContext& c) { c.SetOutput(0, Transpose(c.bb, c.Tensor(0), 0, 1)); });
-  reg.Register("aten::transpose.int", [](ConvertContext& c) {
-    c.SetOutput(0, Transpose(c.bb, c.Tensor(0), c.Int(1), c.Int(2)));
-  });
+  // swapaxes / swapdims are transpose under other names (MaxViT's scripted code).
+  for (const char* s : {"aten::transpose.int", "aten::swapaxes", "aten::swapdims"}) {
+    reg.Register(s, [](ConvertContext& c) {
+      c.SetOutput(0, Transpose(c.bb, c.Tensor(0), c.Int(1), c.Int(2)));
+    });
+  }
   reg.Register("aten::permute", Permute);
 }
 
