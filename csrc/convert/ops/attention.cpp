@@ -51,12 +51,6 @@ void ScaledDotProductAttention(ConvertContext& ctx) {
   ctx.SetOutput(0, bb.Op("matmul", probs, ctx.Tensor(2), nullptr));
 }
 
-// x @ w.T + b: the in-projections, out-projection and feed-forward layers.
-Expr Dense(RelaxBuilder& bb, const Expr& x, const Expr& w, const Expr& b) {
-  Expr y = bb.Op("matmul", x, bb.Op("permute_dims", w, IntArray({1, 0})), nullptr);
-  return bb.Op("add", y, b);
-}
-
 // [B, T, E] -> [B, H, T, E / H]
 Expr SplitHeads(RelaxBuilder& bb, const Expr& x, int64_t heads) {
   TensorInfo t = bb.InfoOf(x);

@@ -26,10 +26,9 @@ Expr Transpose(RelaxBuilder& bb, const Expr& x, int64_t d0, int64_t d1) {
 
 // (input, weight, bias?)
 void Linear(ConvertContext& ctx) {
-  RelaxBuilder& bb = ctx.bb;
-  Expr y = MatMul(bb, ctx.Tensor(0), Transpose(bb, ctx.Tensor(1), 0, 1));
-  if (!ctx.IsNone(2)) y = bb.Op("add", y, ctx.Tensor(2));
-  ctx.SetOutput(0, y);
+  std::optional<Expr> bias;
+  if (!ctx.IsNone(2)) bias = ctx.Tensor(2);
+  ctx.SetOutput(0, Dense(ctx.bb, ctx.Tensor(0), ctx.Tensor(1), bias));
 }
 
 // (self, mat1, mat2, beta, alpha): beta * self + alpha * (mat1 @ mat2)

@@ -134,6 +134,12 @@ std::pair<Expr, Expr> BinaryOperands(ConvertContext& ctx, size_t a, size_t b) {
   return {x, y};
 }
 
+Expr Dense(RelaxBuilder& bb, const Expr& x, const Expr& w, const std::optional<Expr>& bias) {
+  Expr wt = bb.InfoOf(w).ndim() < 2 ? w : bb.Op("permute_dims", w, IntArray({1, 0}));
+  Expr y = bb.Op("matmul", x, wt, nullptr);
+  return bias ? bb.Op("add", y, *bias) : y;
+}
+
 Expr Scaled(ConvertContext& ctx, const Expr& x, double scale) {
   if (scale == 1.0) return x;
   return ctx.bb.Op("multiply", x, ctx.bb.ScalarConstant(scale, ctx.bb.InfoOf(x).dtype));

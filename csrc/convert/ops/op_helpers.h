@@ -22,6 +22,10 @@ std::string PromotedDType(const ConvertContext& ctx, size_t a, size_t b);
 // Both operands of a binary op, cast to their promoted dtype.
 std::pair<Expr, Expr> BinaryOperands(ConvertContext& ctx, size_t a, size_t b);
 
+// x @ w.T (+ bias): aten::linear, and the projections of the attention fast
+// paths. A 1-d w is used as it is, as F.linear does.
+Expr Dense(RelaxBuilder& bb, const Expr& x, const Expr& w, const std::optional<Expr>& bias);
+
 // `x * scale` unless scale == 1 (aten's alpha arguments).
 Expr Scaled(ConvertContext& ctx, const Expr& x, double scale);
 
