@@ -183,6 +183,7 @@ ZOO: list[Entry] = [
     tv("convnext_tiny", "ConvNeXt"),
     tv("vit_b_16", "ViT"),
     tv("swin_t", "Swin"),
+    tv("swin_v2_t", "Swin V2"),
     tv("maxvit_t", "MaxViT"),
     # ---- torchvision detection / segmentation / video ----
     Entry("tv_ssdlite320_mobilenet_v3", "SSDlite detection", "torchvision",

@@ -1,5 +1,7 @@
 #include "lowering/functionalize.h"
 
+#include "lowering/scatter_view_mutations.h"
+
 #include <torch/csrc/jit/ir/constants.h>
 #include <torch/csrc/jit/jit_log.h>
 #include <torch/csrc/jit/passes/dead_code_elimination.h>
@@ -34,6 +36,7 @@ void RemoveInferenceDropoutInPlace(torch::jit::Block* block) {
 
 void Functionalize(const std::shared_ptr<torch::jit::Graph>& graph) {
   RemoveInferenceDropoutInPlace(graph->block());
+  ScatterViewMutations(graph);
   torch::jit::RemoveTensorMutation(graph);
   torch::jit::EliminateDeadCode(graph);
   GRAPH_DUMP("torch_tvm after Functionalize", graph);

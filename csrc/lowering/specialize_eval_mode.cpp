@@ -38,6 +38,20 @@ std::optional<std::vector<std::string>> PathFromSelf(Value* v, Value* self) {
   return std::vector<std::string>(path.rbegin(), path.rend());
 }
 
+bool IsTrainingFlag(const Node* n) {
+  return n->kind() == c10::prim::GetAttr && n->s(c10::attr::name) == "training" &&
+         IsModule(n->input());
+}
+
+// Every training flag read in `block` and its sub-blocks (inside an If or a
+// Loop too) becomes `no`.
+void ClearFlags(Block* block, Value* no) {
+  for (Node* n : block->nodes()) {
+    for (Block* sub : n->blocks()) ClearFlags(sub, no);
+    if (IsTrainingFlag(n)) n->output()->replaceAllUsesWith(no);
+  }
+}
+
 struct Scan {
   std::vector<Node*> flags;   // prim::GetAttr[name="training"] on a module
   bool unsafe = false;        // sets attributes or calls out: flags could change mid-graph
@@ -52,18 +66,13 @@ void ScanBlock(Block* block, Scan& scan) {
       scan.unsafe = true;
     }
     if (n->hasAttribute(EvalVersionedAttr())) scan.versioned = true;
-    if (kind == c10::prim::GetAttr && n->s(c10::attr::name) == "training" &&
-        IsModule(n->input())) {
-      scan.flags.push_back(n);
-    }
+    if (IsTrainingFlag(n)) scan.flags.push_back(n);
     for (Block* sub : n->blocks()) ScanBlock(sub, scan);
   }
 }
 
-// Clones `body` (nodes of the graph's top block) into `target`; returns the
-// value map.
-std::unordered_map<Value*, Value*> CloneInto(Graph& graph, const std::vector<Node*>& body,
-                                             Block* target) {
+// Clones `body` (nodes of the graph's top block) into `target`.
+void CloneInto(Graph& graph, const std::vector<Node*>& body, Block* target) {
   std::unordered_map<Value*, Value*> map;
   auto env = [&](Value* v) {
     auto it = map.find(v);
@@ -74,7 +83,6 @@ std::unordered_map<Value*, Value*> CloneInto(Graph& graph, const std::vector<Nod
     for (size_t i = 0; i < n->outputs().size(); ++i) map[n->output(i)] = copy->output(i);
   }
   for (Value* out : graph.outputs()) target->registerOutput(env(out));
-  return map;
 }
 
 bool Version(const std::shared_ptr<Graph>& graph) {
@@ -120,11 +128,12 @@ bool Version(const std::shared_ptr<Graph>& graph) {
   Block* training = version->addBlock();
   Block* eval = version->addBlock();
   CloneInto(*graph, body, training);
-  auto eval_map = CloneInto(*graph, body, eval);
+  CloneInto(*graph, body, eval);
   {
+    // Flags read inside nested blocks are cloned with their block, so they
+    // are found by walking the copy, not by a map of top-level values.
     torch::jit::WithInsertPoint at_eval_start(eval->nodes().front());
-    Value* no = graph->insertConstant(false);
-    for (Node* flag : scan.flags) eval_map.at(flag->output())->replaceAllUsesWith(no);
+    ClearFlags(eval, graph->insertConstant(false));
   }
   for (size_t i = 0; i < graph->outputs().size(); ++i) top->replaceOutput(i, version->output(i));
   for (auto it = body.rbegin(); it != body.rend(); ++it) (*it)->destroy();

@@ -88,6 +88,23 @@ Decision DecisionOf(convert::Rejection::Kind kind) {
   return Decision::kUnsupportedOp;
 }
 
+// A group none of whose outputs is a tensor (shape arithmetic through 0-d
+// tensors: NumToTensor(numel) // 3 * 2 -> Int) gives TVM nothing to compute.
+bool HoldsTensors(const c10::TypePtr& type) {
+  if (type->isSubtypeOf(*c10::TensorType::get())) return true;
+  for (const auto& contained : type->containedTypes()) {  // Tensor[], tuples, Optional
+    if (HoldsTensors(contained)) return true;
+  }
+  return false;
+}
+
+bool NoTensorOutput(const Node* group) {
+  for (const Value* v : group->outputs()) {
+    if (HoldsTensors(v->type())) return false;
+  }
+  return true;
+}
+
 class Fuser {
  public:
   Fuser(std::shared_ptr<Graph> graph, int64_t min_group_size)
@@ -219,15 +236,18 @@ class Fuser {
       for (Block* sub : n->blocks()) DissolveSmallGroups(sub);
       if (n->kind() != CompilationGroupKind()) continue;
       int64_t size = GroupComputeSize(n);
-      bool small = size < min_group_size_;
-      if (!small && !OnlyViews(n)) continue;
-      Decision decision = small ? Decision::kBelowMinGroupSize : Decision::kViewsOnly;
+      const bool small = size < min_group_size_, no_tensor = NoTensorOutput(n);
+      if (!small && !no_tensor && !OnlyViews(n)) continue;
+      Decision decision = no_tensor ? Decision::kNoTensorOutput
+                          : small   ? Decision::kBelowMinGroupSize
+                                    : Decision::kViewsOnly;
       std::string reason =
-          small
-              ? "supported, but left outside: its group had " + std::to_string(size) +
-                    " compute op(s), below min_group_size=" + std::to_string(min_group_size_)
-              : "supported, but left outside: its group held only views, which eager "
-                "returns without a copy";
+          no_tensor ? "supported, but left outside: its group computed shape values only (no "
+                      "tensor output), which PyTorch evaluates without a kernel"
+          : small   ? "supported, but left outside: its group had " + std::to_string(size) +
+                        " compute op(s), below min_group_size=" + std::to_string(min_group_size_)
+                    : "supported, but left outside: its group held only views, which eager "
+                      "returns without a copy";
       // Unmerging clones the group's nodes back in its place: decide for those.
       Node* before = n->prev();
       SubgraphUtils::unmergeSubgraph(n);

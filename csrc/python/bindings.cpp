@@ -12,6 +12,7 @@
 #include "frontend/torchscript/explain.h"
 #include "frontend/torchscript/to_relax.h"
 #include "kernels/parallel_launch.h"
+#include "lowering/functionalize.h"
 #include "partition/tvm_pass.h"
 #include "runtime/group_runner.h"
 
@@ -86,6 +87,11 @@ PYBIND11_MODULE(_C, m) {
 
   m.def("run_tvm_pass", [](std::shared_ptr<torch::jit::Graph> graph) {
     partition::RunTvmPass(graph);
+  });
+
+  // The lowering pre-pass alone (tests give it a graph and compare).
+  m.def("functionalize", [](std::shared_ptr<torch::jit::Graph> graph) {
+    lowering::Functionalize(graph);
   });
 
   m.def("explain_graph", [](std::shared_ptr<torch::jit::Graph> graph) {

@@ -158,6 +158,9 @@ OPINFO_MAP = {
     "aten::unsqueeze": ["unsqueeze"],
     "aten::slice.Tensor": ["slice", "__getitem__"],
     "aten::select.int": ["select"],
+    "aten::slice_scatter": ["slice_scatter"],
+    "aten::select_scatter": ["select_scatter"],
+    "aten::clone": ["clone"],
     "aten::flip": ["flip"],
     "aten::roll": ["roll"],
     "aten::repeat": ["repeat"],
@@ -267,6 +270,12 @@ EXCLUDED = {
     "aten::size": _SHAPE_ARITH,
     "aten::size.int": _SHAPE_ARITH,
     "aten::dim": _SHAPE_ARITH,
+    "aten::numel": _SHAPE_ARITH,
+    "aten::copy": ("functional copy_, which only lowering/scatter_view_mutations emits (op_db has "
+                   "no copy entry); covered by tests/lowering/test_scatter_view_mutations.py"),
+    "aten::zero": ("functional zero_, which only lowering/scatter_view_mutations emits (op_db's "
+                   "zero_ samples write into an input, which stays in place); covered by "
+                   "tests/lowering/test_scatter_view_mutations.py and test_ops_indexing.py"),
     "aten::add.int": _SHAPE_ARITH,
     "aten::sub.int": _SHAPE_ARITH,
     "aten::mul.int": _SHAPE_ARITH,

@@ -159,3 +159,26 @@ graph(%x : Tensor):
   ASSERT_TRUE(unsqueeze.has_value());
   EXPECT_EQ(unsqueeze->decision, Decision::kViewsOnly);
 }
+
+// Shape arithmetic through 0-d tensors with no tensor op to feed (swin_v2's
+// `qkv_bias.numel() // 3` before numel converted) forms no group: TVM would
+// have nothing to compute, and every call would fall back.
+TEST(Partition, NoGroupWithoutATensorOutput) {
+  auto g = Parse(R"IR(
+graph(%n : int):
+  %c2 : int = prim::Constant[value=2]()
+  %c3 : int = prim::Constant[value=3]()
+  %t : Tensor = prim::NumToTensor(%n)
+  %q : Tensor = aten::floor_divide(%t, %c3)
+  %m : Tensor = aten::mul(%q, %c2)
+  %i : int = aten::Int(%m)
+  %j : int = aten::Int(%q)
+  return (%i, %j))IR");
+  FuseSupportedOps(g, 1);
+  EXPECT_TRUE(Groups(g->block()).empty()) << *g;
+  auto* divide_node = First(g->block(), "aten::floor_divide");
+  ASSERT_NE(divide_node, nullptr) << *g;
+  auto divide = FindDecision(divide_node);
+  ASSERT_TRUE(divide.has_value()) << *g;
+  EXPECT_EQ(divide->decision, Decision::kNoTensorOutput);
+}

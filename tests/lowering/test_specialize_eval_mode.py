@@ -88,3 +88,48 @@ def test_traced_graph_is_left_alone():
         traced = torch.jit.trace(model, x)
     _, graph = run_jitted(traced, x)
     assert not _versioning_ifs(graph) and GROUP_KIND in str(graph)
+
+
+class _FlagInsideBranch(nn.Module):
+    """The training flag is read inside an If block (BatchNorm under a
+    data-dependent branch): the flags of nested blocks are versioned too."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm2d(4)
+        self.conv = nn.Conv2d(4, 4, 3)
+
+    def forward(self, x):
+        if bool(x.sum() > -1e9):
+            x = self.bn(x)
+        return torch.relu(self.conv(x))
+
+
+def _training_reads(block):
+    reads = 0
+    for n in block.nodes():
+        for sub in n.blocks():
+            reads += _training_reads(sub)
+        if n.kind() == "prim::GetAttr" and n.s("name") == "training":
+            reads += 1
+    return reads
+
+
+def test_flag_read_inside_a_nested_block_is_versioned_without_warning():
+    import warnings
+    model = _FlagInsideBranch().eval()
+    x = torch.randn(1, 4, 8, 8)
+    scripted = torch.jit.script(model)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        out, graph = run_jitted(scripted, x)
+    messages = [str(w.message) for w in caught if "torch_tvm" in str(w.message)]
+    assert not messages, messages
+    with torch.no_grad():
+        torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
+    (version,) = _versioning_ifs(graph)
+    assert _training_reads(list(version.blocks())[1]) == 0
+    assert _training_reads(list(version.blocks())[0]) >= 1
+    scripted.train()
+    with torch.no_grad():
+        torch.testing.assert_close(scripted(x), model.train()(x), rtol=1e-4, atol=1e-5)

@@ -127,6 +127,11 @@ TORCH_TVM_CONVERTERS(creation) {
     TensorInfo info = c.Info(0);
     c.SetOutput(0, Filled(c, info.shape, Fill::kValue, info.dtype, 1));
   });
+  // zero(self): what zero_ becomes (lowering/scatter_view_mutations).
+  reg.Register("aten::zero", [](ConvertContext& c) {
+    TensorInfo info = c.Info(0);
+    c.SetOutput(0, c.bb.Op("zeros", c.bb.Shape(info.shape), info.dtype));
+  });
   reg.Register("aten::fill.Tensor", [](ConvertContext& c) {
     TensorInfo info = c.Info(0);
     if (c.Info(1).ndim() != 0) {

@@ -1,5 +1,5 @@
 // dtype conversions: to (dtype, dtype_layout, device, prim_Device, prim_dtype,
-// other), type_as, _to_copy; and prim::dtype, evaluated at compile time.
+// other), type_as, _to_copy, copy, clone; and prim::dtype, evaluated at compile time.
 //
 // Float -> integer casts follow what eager gives on x86 (cvttss2si and
 // friends): truncation toward zero, and INT_MIN of the 32- or 64-bit
@@ -82,6 +82,20 @@ void RegisterTo(ConverterRegistry& reg, const std::string& key, OptionArgs optio
 }  // namespace
 
 TORCH_TVM_CONVERTERS(dtype) {
+  // copy(self, src, non_blocking): what copy_ into a slice of a fresh buffer
+  // becomes (lowering/scatter_view_mutations): src converted as eager's copy
+  // kernel converts it, broadcast to self's shape.
+  reg.Register("aten::copy", [](ConvertContext& c) {
+    TensorInfo info = c.Info(0);
+    Expr src = Convert(c.bb, c.Tensor(1), info.dtype, false);
+    c.SetOutput(0, c.bb.Op("broadcast_to", src, c.bb.Shape(info.shape)));
+  });
+  // clone(self, memory_format?): a fresh tensor of the same values (an output
+  // of a group never aliases its input). TVM's outputs are contiguous; eager's
+  // follow memory_format. The values are the same.
+  reg.Register("aten::clone", [](ConvertContext& c) {
+    c.SetOutput(0, Convert(c.bb, c.Tensor(0), c.Info(0).dtype, true));
+  });
   // to.dtype(self, dtype, non_blocking, copy, memory_format)
   RegisterTo(reg, "aten::to.dtype", {1, -1, -1, -1, 4}, 3);
   // to.dtype_layout(self, dtype?, layout?, device?, pin_memory?, non_blocking, copy, memory_format?)

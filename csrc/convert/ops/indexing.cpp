@@ -1,4 +1,5 @@
-// Indexing and broadcasting: embedding, embedding_bag, slice, expand, expand_as.
+// Indexing and broadcasting: embedding, embedding_bag, slice, slice_scatter,
+// select_scatter, expand, expand_as.
 #include <ATen/ATen.h>
 
 #include <limits>
@@ -98,24 +99,96 @@ void EmbeddingBag(ConvertContext& ctx) {
   }
 }
 
-// slice.Tensor(self, dim, start?, end?, step)
-void Slice(ConvertContext& ctx) {
-  TensorInfo info = ctx.Info(0);
-  int64_t dim = NormalizeDim(ctx.Int(1), info.ndim());
-  int64_t n = info.shape[dim];
-  int64_t start = ctx.IsNone(2) ? 0 : ctx.Int(2);
-  int64_t end = ctx.IsNone(3) ? n : ctx.Int(3);
-  int64_t step = ctx.Int(4);
+// The elements [start, end) with `step` that slice(dim, start?, end?, step)
+// takes from an axis of length n, clamped as PyTorch clamps them.
+struct SliceRange {
+  int64_t start, end, step;
+  int64_t Length() const { return (end - start + step - 1) / step; }
+};
+
+SliceRange ResolveSlice(ConvertContext& ctx, size_t first, int64_t n) {
+  int64_t start = ctx.IsNone(first) ? 0 : ctx.Int(first);
+  int64_t end = ctx.IsNone(first + 1) ? n : ctx.Int(first + 1);
+  int64_t step = ctx.Int(first + 2);
   if (step <= 0) throw std::runtime_error("slice step must be positive");
   auto clamp = [n](int64_t v) {
     if (v < 0) v += n;
     return std::min(std::max<int64_t>(v, 0), n);
   };
   start = clamp(start);
-  end = std::max(clamp(end), start);
+  return {start, std::max(clamp(end), start), step};
+}
+
+// slice.Tensor(self, dim, start?, end?, step)
+void Slice(ConvertContext& ctx) {
+  TensorInfo info = ctx.Info(0);
+  int64_t dim = NormalizeDim(ctx.Int(1), info.ndim());
+  SliceRange r = ResolveSlice(ctx, 2, info.shape[dim]);
   auto& bb = ctx.bb;
-  ctx.SetOutput(0, bb.Op("strided_slice", ctx.Tensor(0), bb.IntTuple({dim}), bb.IntTuple({start}),
-                         bb.IntTuple({end}), bb.IntTuple({step}), true));
+  ctx.SetOutput(0, bb.Op("strided_slice", ctx.Tensor(0), bb.IntTuple({dim}), bb.IntTuple({r.start}),
+                         bb.IntTuple({r.end}), bb.IntTuple({r.step}), true));
+}
+
+// `self` with the elements `r` of axis `dim` replaced by `src`, which has
+// exactly that slice's shape and self's dtype.
+Expr ScatterSlice(ConvertContext& ctx, const Expr& self, const Expr& src, int64_t dim, SliceRange r) {
+  RelaxBuilder& bb = ctx.bb;
+  TensorInfo info = bb.InfoOf(self), src_info = bb.InfoOf(src);
+  std::vector<int64_t> expected = info.shape;
+  expected[dim] = r.Length();
+  if (src_info.shape != expected) {
+    throw std::runtime_error("slice_scatter: src must have the shape of the slice of self");
+  }
+  if (src_info.dtype != info.dtype) {
+    throw std::runtime_error("slice_scatter of a " + src_info.dtype + " src into a " + info.dtype +
+                             " tensor");
+  }
+  const int64_t n = info.shape[dim];
+  if (r.Length() == 0) return self;
+  if (r.step == 1 || r.Length() == 1) {  // [before, src, after] along dim
+    auto piece = [&](int64_t b, int64_t e) {
+      return bb.Op("strided_slice", self, bb.IntTuple({dim}), bb.IntTuple({b}), bb.IntTuple({e}),
+                   bb.IntTuple({1}), true);
+    };
+    const int64_t stop = r.start + (r.Length() - 1) * r.step + 1;
+    std::vector<Expr> parts;
+    if (r.start > 0) parts.push_back(piece(0, r.start));
+    parts.push_back(src);
+    if (stop < n) parts.push_back(piece(stop, n));
+    return parts.size() == 1 ? parts[0] : bb.Op("concat", bb.Tuple(parts), dim);
+  }
+  // A strided slice: gather src along dim to every position (constant
+  // indices, all in range), then select where the slice lands.
+  at::Tensor index = at::zeros({n}, at::kLong), mask = at::zeros({n}, at::kBool);
+  for (int64_t k = 0; k < r.Length(); ++k) {
+    index[r.start + k * r.step] = k;
+    mask[r.start + k * r.step] = true;
+  }
+  std::vector<int64_t> bshape(info.ndim(), 1);
+  bshape[dim] = n;
+  Expr spread = bb.Op("take", src, bb.Constant(index), dim, std::string("fast"));
+  return bb.Op("where", bb.Constant(mask.reshape(bshape)), spread, self);
+}
+
+// slice_scatter(self, src, dim, start?, end?, step)
+void SliceScatter(ConvertContext& ctx) {
+  TensorInfo info = ctx.Info(0);
+  if (info.ndim() == 0) throw std::runtime_error("slice_scatter of a 0-d tensor");
+  int64_t dim = NormalizeDim(ctx.Int(2), info.ndim());
+  ctx.SetOutput(0, ScatterSlice(ctx, ctx.Tensor(0), ctx.Tensor(1), dim,
+                                ResolveSlice(ctx, 3, info.shape[dim])));
+}
+
+// select_scatter(self, src, dim, index): src has self's shape without dim.
+void SelectScatter(ConvertContext& ctx) {
+  TensorInfo info = ctx.Info(0);
+  if (info.ndim() == 0) throw std::runtime_error("select_scatter of a 0-d tensor");
+  int64_t dim = NormalizeDim(ctx.Int(2), info.ndim());
+  int64_t n = info.shape[dim], index = ctx.Int(3);
+  if (index < -n || index >= n) throw std::runtime_error("select_scatter: index out of range");
+  if (index < 0) index += n;
+  Expr src = ctx.bb.Op("expand_dims", ctx.Tensor(1), IntArray({dim}));
+  ctx.SetOutput(0, ScatterSlice(ctx, ctx.Tensor(0), src, dim, {index, index + 1, 1}));
 }
 
 // expand(self, size, implicit): -1 keeps a dimension.
@@ -140,6 +213,8 @@ TORCH_TVM_CONVERTERS(indexing) {
   reg.Register("aten::embedding_bag", EmbeddingBag);
   reg.Register("aten::embedding_bag.padding_idx", EmbeddingBag);
   reg.Register("aten::slice.Tensor", Slice);
+  reg.Register("aten::slice_scatter", SliceScatter);
+  reg.Register("aten::select_scatter", SelectScatter);
   reg.Register("aten::expand", Expand);
   // expand_as(self, other): other's shape (ECA / SE attention gates).
   reg.Register("aten::expand_as", [](ConvertContext& c) {

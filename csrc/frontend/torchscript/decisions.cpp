@@ -20,6 +20,7 @@ const char* DecisionName(Decision decision) {
     case Decision::kUnsafeMove: return "unsafe_move";
     case Decision::kBelowMinGroupSize: return "below_min_group_size";
     case Decision::kViewsOnly: return "views_only";
+    case Decision::kNoTensorOutput: return "no_tensor_output";
     case Decision::kRuntimeValue: return "needs_runtime_value";
   }
   return "unknown";

@@ -24,6 +24,7 @@ enum class Decision {
   kUnsafeMove,         // merging it into a neighbour's group was not provably safe (AliasDb)
   kBelowMinGroupSize,  // its group was dissolved: fewer compute ops than min_group_size
   kViewsOnly,          // its group was dissolved: views only, free in eager
+  kNoTensorOutput,     // its group was dissolved: it computed shape values only, no tensor
   kRuntimeValue,       // needs the value of a tensor computed at run time (aten::Int of data)
 };
 
