@@ -13,6 +13,7 @@ PyTorch by design and cost nothing). Views count (strict).
 
     python3.11 benchmarks/coverage.py [--models tv_resnet18,bert_small]   # ~15 min all
     python3.11 benchmarks/coverage.py --all-torchvision    # + every torchvision classifier
+    python3.11 benchmarks/coverage.py --all-torchvision --missing   # resume
 
 --all-torchvision adds every classification model torchvision lists (80 in 0.29, from
 alexnet to vit_h_14; 224x224 input, 299 for inception_v3). Results accumulate in
@@ -93,53 +94,8 @@ def _child(name: str) -> dict:
                 fallbacks=report.num_fallbacks, rel_err=err)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default="")
-    ap.add_argument("--all-torchvision", action="store_true",
-                    help="also every torchvision classification model")
-    ap.add_argument("--child", default="")
-    args = ap.parse_args(argv)
-    if args.child:
-        print(json.dumps(_child(args.child)))
-        return
-    sys.path.insert(0, HERE)
-    from zoo_models import ZOO
-    names = args.models.split(",") if args.models else \
-        [e.name for e in ZOO if e.name.startswith("tv_") and e.family and e.name not in
-         ("tv_ssdlite320_mobilenet_v3", "tv_lraspp_mobilenet_v3", "tv_r3d_18")] + list(TRANSFORMERS)
-    if args.all_torchvision:
-        import torchvision
-        names += [f"tv_{a}" for a in torchvision.models.list_models(module=torchvision.models)
-                  if f"tv_{a}" not in names]
-    results_path = os.path.join(HERE, "coverage_results.json")
-    saved = {}
-    if os.path.exists(results_path):
-        with open(results_path) as f:
-            saved = {r["model"]: r for r in json.load(f)}
-    rows = []
-    for name in names:
-        try:
-            proc = subprocess.run([sys.executable, __file__, "--child", name],
-                                  capture_output=True, text=True, timeout=1800)
-            row = json.loads(proc.stdout.strip().splitlines()[-1])
-        except subprocess.TimeoutExpired:
-            row = dict(model=name, error="timed out after 1800 s")
-        except Exception:  # noqa: BLE001 - the child crashed or printed nothing
-            row = dict(model=name, error=(proc.stderr or "no output").strip().splitlines()[-1][:200])
-        row["measured"] = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}"
-        rows.append(row)
-        print(row, flush=True)
-    # A run over some models keeps the other rows of earlier runs (each row
-    # says when it was measured).
-    fresh = {r["model"] for r in rows}
-    rows += [r for name, r in saved.items() if name not in fresh]
-    order = {n: i for i, n in enumerate(
-        [e.name for e in ZOO if e.name.startswith("tv_")] + list(TRANSFORMERS))}
-    rows.sort(key=lambda r: (order.get(r["model"], len(order)), r["model"]))
-    with open(results_path, "w") as f:
-        json.dump(rows, f, indent=1)
-
+def write_report(rows):
+    """coverage.md from the saved rows."""
     import torch_tvm  # noqa: F401 - for the CPU name
     from bench_common import cpu_model
     lines = ["# Op coverage on the coverage target's models", "",
@@ -168,7 +124,64 @@ def main(argv=None):
     lines += ["", f"Below target: {', '.join(below) if below else 'none'}.", ""]
     with open(os.path.join(HERE, "coverage.md"), "w") as f:
         f.write("\n".join(lines))
-    print("\n".join(lines))
+    return lines
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", default="")
+    ap.add_argument("--all-torchvision", action="store_true",
+                    help="also every torchvision classification model")
+    ap.add_argument("--missing", action="store_true",
+                    help="only the models that coverage_results.json has no row for")
+    ap.add_argument("--child", default="")
+    args = ap.parse_args(argv)
+    if args.child:
+        print(json.dumps(_child(args.child)))
+        return
+    sys.path.insert(0, HERE)
+    from zoo_models import ZOO
+    names = args.models.split(",") if args.models else \
+        [e.name for e in ZOO if e.name.startswith("tv_") and e.family and e.name not in
+         ("tv_ssdlite320_mobilenet_v3", "tv_lraspp_mobilenet_v3", "tv_r3d_18")] + list(TRANSFORMERS)
+    if args.all_torchvision:
+        import torchvision
+        names += [f"tv_{a}" for a in torchvision.models.list_models(module=torchvision.models)
+                  if f"tv_{a}" not in names]
+    results_path = os.path.join(HERE, "coverage_results.json")
+    saved = {}
+    if os.path.exists(results_path):
+        with open(results_path) as f:
+            saved = {r["model"]: r for r in json.load(f)}
+    if args.missing:
+        names = [n for n in names if n not in saved]
+    order = {n: i for i, n in enumerate(
+        [e.name for e in ZOO if e.name.startswith("tv_")] + list(TRANSFORMERS))}
+
+    def save():
+        rows = sorted(saved.values(), key=lambda r: (order.get(r["model"], len(order)), r["model"]))
+        with open(results_path, "w") as f:
+            json.dump(rows, f, indent=1)
+        return rows
+
+    # Each row is saved as soon as it is measured: an interrupted run keeps
+    # what it measured, and a run over some models keeps the other rows.
+    for name in names:
+        try:
+            proc = subprocess.run([sys.executable, __file__, "--child", name],
+                                  capture_output=True, text=True, timeout=1800)
+            row = json.loads(proc.stdout.strip().splitlines()[-1])
+        except subprocess.TimeoutExpired:
+            row = dict(model=name, error="timed out after 1800 s")
+        except Exception:  # noqa: BLE001 - the child crashed or printed nothing
+            row = dict(model=name, error=(proc.stderr or "no output").strip().splitlines()[-1][:200])
+        row["measured"] = f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M}"
+        saved[name] = row
+        write_report(save())
+        print(row, flush=True)
+    rows = save()
+
+    write_report(rows)
 
 
 if __name__ == "__main__":

@@ -13,13 +13,16 @@ Pipeline (opt_level >= 1):
   ChooseAtenOrTvmKernels                  each norm/softmax to ATen where measured faster
   LegalizeOps with _legalize's rules      vectorisable transcendentals (_fastmath), norms,
                                           softmax and reductions over flat row views; relu,
-                                          maximum/minimum and max pooling keep NaN (_nan)
+                                          maximum/minimum and max pooling keep NaN (_nan);
+                                          concat of 3+ inputs as one copy block per input
+                                          (_concat)
   RewriteDataflowReshape                  reshapes as no-copy views
   AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
   AccumulateResidualInPlace               conv + residual add writes into a dead residual
   default CPU schedules (parallel + vectorised) for every remaining PrimFunc:
                                           _schedule_reduction for reductions, _schedule for the rest
-opt_level 0 skips the layout change, offload and schedules (plain TVM lowering).
+opt_level 0 skips the layout change, offload and schedules (plain TVM lowering), but keeps
+the rules that make results match eager (NaN in relu/maximum/minimum/max pooling/max, argmax ties).
 """
 from __future__ import annotations
 

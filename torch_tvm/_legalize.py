@@ -19,6 +19,7 @@ import tvm
 from tvm import relax, te, tirx
 
 from . import _fastmath as fm
+from ._concat import concat_rule
 from ._nan import NAN_MAX, nan_rules, neg_inf
 
 
@@ -380,11 +381,20 @@ def _column_reduce(bb, x, axes, mean, call):
 
 def _reduce_rule(kind, mean):
     """sum / mean / max: over trailing axes through the flat view, else
-    directly; max keeps NaN like torch."""
+    directly; max keeps NaN like torch, and has -inf as identity, in every
+    float dtype."""
     def rule(bb, call):
-        if not _is_f32(call):
-            return None
         x = call.args[0]
+        if not _is_f32(call):
+            if kind != "max" or not str(getattr(x.ty, "dtype", "")).startswith(("float", "bfloat")):
+                return None
+            # Other float dtypes: TVM's max has the lowest finite value as
+            # identity (a row of -inf gave -1.8e308) and drops NaN.
+            nd = len(_shape(x))
+            axes = sorted(int(a) % nd for a in (call.attrs.axis or range(nd)))
+            return bb.call_te(lambda a: _te_reduce_axes(a, axes, "max", False,
+                                                        bool(call.attrs.keepdims)),
+                              x, primfunc_name_hint="max")
         nd = len(_shape(x))
         axes = sorted(int(a) % nd for a in (call.attrs.axis or range(nd)))
         keep = bool(call.attrs.keepdims)
@@ -478,14 +488,20 @@ def legalize_map() -> dict:
     rules["relax.mean"] = _reduce_rule("sum", mean=True)
     rules["relax.max"] = _reduce_rule("max", mean=False)
     rules["relax.argmax"] = _argmax_rule
+    rules["relax.concat"] = concat_rule
     rules.update(nan_rules())
     return {op: _with_default(rule, op) for op, rule in rules.items()}
 
 
 def nan_only_legalize_ops():
-    """opt_level 0: TVM's own lowering, except the ops that would drop a NaN."""
+    """opt_level 0: TVM's own lowering, except the ops that would drop a NaN
+    (relu, maximum/minimum, max pooling, the max reduction) or pick another
+    index than eager's argmax on ties and NaN."""
+    rules = dict(nan_rules())
+    rules["relax.max"] = _reduce_rule("max", mean=False)
+    rules["relax.argmax"] = _argmax_rule
     return relax.transform.LegalizeOps(
-        customize_legalize_map={op: _with_default(rule, op) for op, rule in nan_rules().items()})
+        customize_legalize_map={op: _with_default(rule, op) for op, rule in rules.items()})
 
 
 def legalize_ops():

@@ -35,6 +35,10 @@ bool IsChannelsLastInput(const at::Tensor& t) {
 
 tvm::ffi::Tensor ToTvm(const at::Tensor& t) {
   DLManagedTensorVersioned* managed = at::toDLPackVersioned(t);
+  // PyTorch gives an empty tensor strides that are not the compact ones TVM
+  // checks for ((1, 1) for a 3x0 tensor, where compact is (0, 1)); no
+  // element is ever read, so declare it compact (NULL strides).
+  if (t.numel() == 0) managed->dl_tensor.strides = nullptr;
   // Checks (not copies): a misaligned pointer would be undefined behaviour in
   // the generated code, so refuse it here rather than compute garbage.
   return tvm::ffi::Tensor::FromDLPackVersioned(managed, t.numel() > 0 ? kTvmAlignment : 0,

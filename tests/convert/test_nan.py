@@ -34,6 +34,12 @@ CASES = {
     "max_pool": (lambda x: F.max_pool2d(x * 1.0, 2), (2, 3, 8, 8)),
     "max_pool_pad_ceil": (lambda x: F.max_pool2d(x * 1.0, 3, 2, 1, ceil_mode=True), (1, 4, 9, 9)),
     "max_pool_dilated": (lambda x: F.max_pool2d(x * 1.0, 2, 1, 0, dilation=2), (1, 4, 7, 7)),
+    "amax_last": (lambda x: torch.amax(x * 1.0, -1), (4, 33)),
+    "amax_inner": (lambda x: torch.amax(x * 1.0, (0, 2)), (3, 5, 7)),
+    "amin_last": (lambda x: torch.amin(x * 1.0, -1), (4, 33)),
+    "max_dim": (lambda x: torch.max(x * 1.0, 1), (4, 33)),
+    "argmax": (lambda x: torch.argmax(x * 1.0, -1), (4, 33)),
+    "max_full": (lambda x: torch.max(x * 1.0), (5, 11)),
 }
 
 
@@ -97,17 +103,19 @@ def test_max_pool_windows_at_the_edges_keep_nan_and_minus_inf(channels_last):
 
 @pytest.mark.parametrize("shape,dim", [((2, 5), -1), ((3, 1000), -1), ((4, 37, 3), 1),
                                        ((2, 3, 64), 1), ((2, 3, 4), 0), ((3, 17, 33), 1)])
-def test_max_dim_ties_nan_and_minus_inf_rows_take_the_first_index(shape, dim):
+@pytest.mark.parametrize("dtype,opt_level", [(torch.float32, 3), (torch.float32, 0),
+                                             (torch.float64, 3)])
+def test_max_dim_ties_nan_and_minus_inf_rows_take_the_first_index(shape, dim, dtype, opt_level):
     """torch.max(x, dim): a NaN wins and gives its first index, ties and rows
     of -inf give the first index, on the last axis and on inner axes (once a
     reducer identity of the lowest finite float gave -3.4e38 and index 2^63-1
     for a row of -inf, and a vectorised inner-axis argmax kept the last tie)."""
-    torch_tvm.enable(min_group_size=1)
-    edge = torch.full(shape, -INF)
+    torch_tvm.enable(min_group_size=1, opt_level=opt_level)
+    edge = torch.full(shape, -INF, dtype=dtype)
     edge[1, ..., 0] = NAN
     edge[0, 1] = NAN
     edge.view(-1)[-1] = 2.0
-    ties = torch.randint(-2, 2, shape).float()
+    ties = torch.randint(-2, 2, shape).to(dtype)
     ties.view(-1)[3] = NAN
     fn = lambda t: torch.max(t * 1.0, dim)  # noqa: E731
     for x in (edge, ties):

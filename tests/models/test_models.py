@@ -16,7 +16,7 @@ import torch.nn as nn
 import torchvision
 
 from conftest import (assert_outputs_close, group_counters, group_nodes, jit, max_rel_error,
-                      ops_in_groups, outside_aten_ops, run_jitted)
+                      ops_in_groups, outside_aten_ops, run_jitted, walk_nodes)
 
 REL_TOL = 1e-4
 
@@ -147,8 +147,13 @@ def test_scripted_model_with_control_flow(variant):
         assert max_rel_error(out, ref) <= REL_TOL, (steps, max_rel_error(out, ref))
         assert_outputs_close(out, ref, rtol=1e-4, atol=1e-5)
         _check_top5(out, ref)
-        kinds = {n.kind() for n in graph.nodes()}
+        # Unfrozen, the graph is versioned on the training flags (the flags
+        # inside the loop included): the control flow sits in the eval branch.
+        kinds = {n.kind() for n in walk_nodes(graph)}
         assert {"prim::If", "prim::Loop"} <= kinds, graph
+        versioned = [n for n in graph.nodes() if n.kind() == "prim::If"
+                     and n.hasAttribute("tvm_eval_versioned")]
+        assert len(versioned) == (1 if variant == "scripted" else 0), graph
         inside = set(ops_in_groups(graph))
         assert required <= inside, f"not grouped: {sorted(required - inside)}"
         counters = group_counters(graph)

@@ -45,40 +45,28 @@ void Softmax(ConvertContext& ctx, const char* op) {
   ctx.SetOutput(0, ctx.bb.Op(op, x, dim));
 }
 
-// max.dim(self, dim, keepdim) -> (values, indices)
-void MaxDim(ConvertContext& ctx) {
-  Expr x = ctx.Tensor(0);
-  int64_t dim = NormalizeDim(ctx.Int(1), ctx.bb.InfoOf(x).ndim());
-  bool keep = ctx.Bool(2);
-  ctx.SetOutput(0, ctx.bb.Op("max", x, IntArray({dim}), keep));
-  ctx.SetOutput(1, ctx.bb.Op("argmax", x, dim, keep));
-}
-
 bool IsFloat(const std::string& dtype) {
   return dtype.rfind("float", 0) == 0 || dtype == "bfloat16";
 }
 
-// A tensor of `like`'s shape made NaN where any of x's reduced elements is.
-Expr NanWhere(RelaxBuilder& bb, const Expr& x, const Expr& r, const std::vector<int64_t>& dims,
-              bool keep) {
-  Expr any_nan = bb.Op("max", bb.Op("astype", bb.Op("isnan", x), std::string("int8")),
-                       IntArray(dims), keep);
-  Expr flag = bb.Op("astype", any_nan, std::string("bool"));
-  std::string dtype = bb.InfoOf(r).dtype;
-  return bb.Op("where", flag, bb.ScalarConstant(std::numeric_limits<double>::quiet_NaN(), dtype), r);
-}
-
-// max over dims keeping NaN: float32's legalisation (_legalize._reduce_rule)
-// keeps it; other float dtypes get an explicit isnan reduction.
+// max over dims keeping NaN: the legalisation of relax.max keeps it in every
+// float dtype (_legalize._reduce_rule, also at opt_level 0).
 Expr NanMax(RelaxBuilder& bb, const Expr& x, const std::vector<int64_t>& dims, bool keep) {
   std::string dtype = bb.InfoOf(x).dtype;
   if (dtype == "bool") {
     Expr r = bb.Op("max", bb.Op("astype", x, std::string("int8")), IntArray(dims), keep);
     return bb.Op("astype", r, std::string("bool"));
   }
-  Expr r = bb.Op("max", x, IntArray(dims), keep);
-  if (IsFloat(dtype) && dtype != "float32") r = NanWhere(bb, x, r, dims, keep);
-  return r;
+  return bb.Op("max", x, IntArray(dims), keep);
+}
+
+// max.dim(self, dim, keepdim) -> (values, indices), values keeping NaN.
+void MaxDim(ConvertContext& ctx) {
+  Expr x = ctx.Tensor(0);
+  int64_t dim = NormalizeDim(ctx.Int(1), ctx.bb.InfoOf(x).ndim());
+  bool keep = ctx.Bool(2);
+  ctx.SetOutput(0, NanMax(ctx.bb, x, {dim}, keep));
+  ctx.SetOutput(1, ctx.bb.Op("argmax", x, dim, keep));
 }
 
 // min over dims keeping NaN: -max(-x) for floats (negation is exact).
