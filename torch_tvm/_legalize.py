@@ -13,6 +13,7 @@ Non-float32 tensors keep TVM's own legalisation.
 """
 from __future__ import annotations
 
+import functools
 import math
 
 import tvm
@@ -20,7 +21,7 @@ from tvm import relax, te, tirx
 
 from . import _fastmath as fm
 from ._concat import concat_rule
-from ._nan import NAN_MAX, nan_rules, neg_inf
+from ._nan import NAN_MAX, float_result, nan_rules, neg_inf
 
 
 def _is_f32(call) -> bool:
@@ -34,13 +35,28 @@ def _elementwise(fn, name):
     return te_fn
 
 
+@functools.lru_cache(maxsize=1)
+def _eager_gelu_at_inf() -> tuple[float, float]:
+    """Eager gelu(+inf) and gelu(-inf) on this host. They depend on the CPU:
+    ATen's vectorised erf gives gelu(+inf) = NaN with AVX-512 and inf with
+    AVX2 (gelu(-inf) is -inf * 0 = NaN in both)."""
+    import torch  # noqa: PLC0415 - only when a gelu is legalised
+
+    x = torch.zeros(64)
+    x[0], x[1] = float("inf"), float("-inf")
+    y = torch.nn.functional.gelu(x)
+    return float(y[0]), float(y[1])
+
+
 def _gelu(v):
+    pos, neg = _eager_gelu_at_inf()
+
     def body(v):
         y = v * (tirx.const(0.5, "float32") + tirx.const(0.5, "float32")
                  * fm.erf(v * tirx.const(math.sqrt(0.5), "float32")))
-        # eager PyTorch's gelu(+inf) is NaN (its vectorised erf); match it
-        return tirx.Select(v == tirx.const(float("inf"), "float32"),
-                           tirx.const(float("nan"), "float32"), y)
+        inf = tirx.const(float("inf"), "float32")
+        return tirx.Select(v == inf, tirx.const(pos, "float32"),
+                           tirx.Select(v == -inf, tirx.const(neg, "float32"), y))
     return fm.let(v, body)
 
 
@@ -385,19 +401,17 @@ def _reduce_rule(kind, mean):
     float dtype."""
     def rule(bb, call):
         x = call.args[0]
-        if not _is_f32(call):
-            if kind != "max" or not str(getattr(x.ty, "dtype", "")).startswith(("float", "bfloat")):
-                return None
-            # Other float dtypes: TVM's max has the lowest finite value as
-            # identity (a row of -inf gave -1.8e308) and drops NaN.
-            nd = len(_shape(x))
-            axes = sorted(int(a) % nd for a in (call.attrs.axis or range(nd)))
-            return bb.call_te(lambda a: _te_reduce_axes(a, axes, "max", False,
-                                                        bool(call.attrs.keepdims)),
-                              x, primfunc_name_hint="max")
+        f32 = _is_f32(call)
+        if not f32 and (kind != "max" or not float_result(call)):
+            return None
         nd = len(_shape(x))
         axes = sorted(int(a) % nd for a in (call.attrs.axis or range(nd)))
         keep = bool(call.attrs.keepdims)
+        if not f32:
+            # Other float dtypes: TVM's max has the lowest finite value as
+            # identity (a row of -inf gave -1.8e308) and drops NaN.
+            return bb.call_te(lambda a: _te_reduce_axes(a, axes, "max", False, keep), x,
+                              primfunc_name_hint="max")
         lead = _trailing_axes(call, axes)
         if lead is None and kind == "sum" and axes == list(range(axes[0], axes[-1] + 1)):
             return _column_reduce(bb, x, axes, mean, call)

@@ -18,7 +18,8 @@ from __future__ import annotations
 from tvm import te, tirx
 
 
-def _float(call) -> bool:
+def float_result(call) -> bool:
+    """Whether the op call produces a floating (or bfloat) tensor."""
     ty = call.ty
     return str(getattr(ty, "dtype", "")).startswith(("float", "bfloat"))
 
@@ -39,7 +40,7 @@ NAN_MAX = te.comm_reducer(nan_max, neg_inf, name="nan_keeping_max")
 
 
 def _relu_rule(bb, call):
-    if not _float(call):
+    if not float_result(call):
         return None
 
     def te_fn(x):
@@ -66,7 +67,7 @@ def _is_one(dim) -> bool:
 
 def _binary_rule(combine, name):
     def rule(bb, call):
-        if not _float(call) or call.ty.shape is None:
+        if not float_result(call) or call.ty.shape is None:
             return None
         # With a scalar operand (clamp's bounds) the converter already puts
         # the constant first, where TVM's select keeps the tensor's NaN; and
@@ -85,7 +86,7 @@ def _binary_rule(combine, name):
 def _max_pool2d_rule(bb, call):
     attrs = call.attrs
     layout = str(attrs.layout)
-    if not _float(call) or layout not in ("NCHW", "NHWC") or str(attrs.out_layout) != layout \
+    if not float_result(call) or layout not in ("NCHW", "NHWC") or str(attrs.out_layout) != layout \
             or call.ty.shape is None:
         return None
     kh, kw = (int(v) for v in attrs.pool_size)

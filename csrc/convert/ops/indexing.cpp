@@ -146,15 +146,11 @@ Expr ScatterSlice(ConvertContext& ctx, const Expr& self, const Expr& src, int64_
   const int64_t n = info.shape[dim];
   if (r.Length() == 0) return self;
   if (r.step == 1 || r.Length() == 1) {  // [before, src, after] along dim
-    auto piece = [&](int64_t b, int64_t e) {
-      return bb.Op("strided_slice", self, bb.IntTuple({dim}), bb.IntTuple({b}), bb.IntTuple({e}),
-                   bb.IntTuple({1}), true);
-    };
     const int64_t stop = r.start + (r.Length() - 1) * r.step + 1;
     std::vector<Expr> parts;
-    if (r.start > 0) parts.push_back(piece(0, r.start));
+    if (r.start > 0) parts.push_back(SliceDim(bb, self, dim, 0, r.start));
     parts.push_back(src);
-    if (stop < n) parts.push_back(piece(stop, n));
+    if (stop < n) parts.push_back(SliceDim(bb, self, dim, stop, n));
     return parts.size() == 1 ? parts[0] : bb.Op("concat", bb.Tuple(parts), dim);
   }
   // A strided slice: gather src along dim to every position (constant

@@ -215,12 +215,8 @@ void Diff(ConvertContext& ctx) {
   int64_t len = bb.InfoOf(x).shape[dim];
   if (n >= len) throw std::runtime_error("diff: n not smaller than the length");
   bool is_bool = bb.InfoOf(x).dtype == "bool";
-  auto slice = [&](const Expr& t, int64_t start, int64_t end) {
-    return bb.Op("strided_slice", t, bb.IntTuple({dim}), bb.IntTuple({start}), bb.IntTuple({end}),
-                 bb.IntTuple({1}), true);
-  };
   for (int64_t k = 0; k < n; ++k, --len) {
-    Expr hi = slice(x, 1, len), lo = slice(x, 0, len - 1);
+    Expr hi = SliceDim(bb, x, dim, 1, len), lo = SliceDim(bb, x, dim, 0, len - 1);
     if (is_bool) {  // TVM's != on bool fails to lower: compare as int8
       hi = bb.Op("astype", hi, std::string("int8"));
       lo = bb.Op("astype", lo, std::string("int8"));

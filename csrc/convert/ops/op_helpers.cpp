@@ -19,6 +19,11 @@ int64_t NormalizeDim(int64_t dim, int64_t ndim) {
   return wrapped;
 }
 
+Expr SliceDim(RelaxBuilder& bb, const Expr& x, int64_t dim, int64_t start, int64_t end) {
+  return bb.Op("strided_slice", x, bb.IntTuple({dim}), bb.IntTuple({start}), bb.IntTuple({end}),
+               bb.IntTuple({1}), true);
+}
+
 Expr CastTo(RelaxBuilder& bb, const Expr& x, const std::string& dtype) {
   if (bb.InfoOf(x).dtype == dtype) return x;
   return bb.Op("astype", x, dtype);

@@ -12,6 +12,9 @@ namespace torch_tvm::convert {
 // Wraps a negative dim into [0, ndim).
 int64_t NormalizeDim(int64_t dim, int64_t ndim);
 
+// x[start:end] along `dim` (unit step, bounds already in range).
+Expr SliceDim(RelaxBuilder& bb, const Expr& x, int64_t dim, int64_t start, int64_t end);
+
 // Converts a tensor-or-scalar operand to `dtype` when it is not already.
 Expr CastTo(RelaxBuilder& bb, const Expr& x, const std::string& dtype);
 

@@ -1,8 +1,6 @@
 // Reductions and normalised exponentials: mean/sum over dims, max(dim),
 // min(dim), amax/amin, full max/min, argmax/argmin, all/any,
 // softmax/log_softmax; and dropout, which is the identity in inference.
-#include <limits>
-
 #include "convert/ops/op_helpers.h"
 
 namespace torch_tvm::convert {
@@ -45,10 +43,6 @@ void Softmax(ConvertContext& ctx, const char* op) {
   ctx.SetOutput(0, ctx.bb.Op(op, x, dim));
 }
 
-bool IsFloat(const std::string& dtype) {
-  return dtype.rfind("float", 0) == 0 || dtype == "bfloat16";
-}
-
 // max over dims keeping NaN: the legalisation of relax.max keeps it in every
 // float dtype (_legalize._reduce_rule, also at opt_level 0).
 Expr NanMax(RelaxBuilder& bb, const Expr& x, const std::vector<int64_t>& dims, bool keep) {
@@ -76,7 +70,7 @@ Expr NanMin(RelaxBuilder& bb, const Expr& x, const std::vector<int64_t>& dims, b
     Expr r = bb.Op("min", bb.Op("astype", x, std::string("int8")), IntArray(dims), keep);
     return bb.Op("astype", r, std::string("bool"));
   }
-  if (!IsFloat(dtype)) return bb.Op("min", x, IntArray(dims), keep);
+  if (!IsFloatDType(dtype)) return bb.Op("min", x, IntArray(dims), keep);
   return bb.Op("negative", NanMax(bb, bb.Op("negative", x), dims, keep));
 }
 
@@ -106,7 +100,7 @@ Expr ArgExtreme(RelaxBuilder& bb, Expr x, int64_t dim, bool keep, bool is_max) {
   std::string dtype = bb.InfoOf(x).dtype;
   if (dtype == "bool") x = bb.Op("astype", x, std::string("int8"));
   if (is_max) return bb.Op("argmax", x, dim, keep);
-  if (IsFloat(dtype)) return bb.Op("argmax", bb.Op("negative", x), dim, keep);
+  if (IsFloatDType(dtype)) return bb.Op("argmax", bb.Op("negative", x), dim, keep);
   return bb.Op("argmin", x, dim, keep);
 }
 

@@ -142,11 +142,6 @@ void ConstantPad(ConvertContext& ctx, size_t value_index) {
                              value));
 }
 
-Expr SliceDim(RelaxBuilder& bb, const Expr& x, int64_t dim, int64_t start, int64_t end) {
-  return bb.Op("strided_slice", x, bb.IntTuple({dim}), bb.IntTuple({start}), bb.IntTuple({end}),
-               bb.IntTuple({1}), true);
-}
-
 // reflect / replicate / circular padding, one dim at a time by slices and a
 // concat (pad lists (before, after) pairs from the last dim backwards).
 Expr ModePad(RelaxBuilder& bb, Expr x, const std::vector<int64_t>& pad, const std::string& mode) {
