@@ -4,11 +4,11 @@ from __future__ import annotations
 import torch
 import tvm_ffi
 
-from . import _C
+from . import _C, _winograd
 from ._targets import normalize_target
 
 _DEFAULTS = dict(opt_level=3, strict=False, require_full_compilation=False, target=None,
-                 num_threads=None, cache_size=16, min_group_size=2)
+                 num_threads=None, cache_size=16, min_group_size=2, winograd="auto")
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -22,7 +22,7 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
 
 def enable(opt_level: int = 3, strict: bool = False, target=None,
            num_threads: int | None = None, cache_size: int = 16, min_group_size: int = 2,
-           require_full_compilation: bool = False) -> None:
+           require_full_compilation: bool = False, winograd: str = "auto") -> None:
     """Turn on the TorchScript pass that runs supported subgraphs through TVM.
 
     TVM's parallel loops and the oneDNN kernels both run on PyTorch's OpenMP
@@ -39,6 +39,11 @@ def enable(opt_level: int = 3, strict: bool = False, target=None,
     partitioned if any op cannot run in TVM (no converter, or its support
     check refused the call), naming every such op and why; ops that are only
     scalar/shape plumbing or were left out for speed (small groups) do not count.
+
+    `winograd` picks the kernel of 3x3 stride-1 convolutions (torch_tvm/_winograd.py):
+    "auto" measures oneDNN against Winograd F(2,3) and F(4,3) on each new shape at
+    its first compile and keeps the fastest; "off" always runs oneDNN; "F2"/"F4"
+    always run that Winograd tile.
     """
     _check_int("opt_level", opt_level, 0, 3)
     _check_int("cache_size", cache_size, 1)
@@ -48,11 +53,15 @@ def enable(opt_level: int = 3, strict: bool = False, target=None,
     for name, flag in (("strict", strict), ("require_full_compilation", require_full_compilation)):
         if not isinstance(flag, bool):
             raise ValueError(f"torch_tvm: {name} must be True or False, not {flag!r}")
+    if winograd not in _winograd.MODES:
+        raise ValueError(f"torch_tvm: winograd must be one of {', '.join(map(repr, _winograd.MODES))}, "
+                         f"not {winograd!r}")
     target_json = normalize_target(target)
     if num_threads is not None and num_threads != torch.get_num_threads():
         torch.set_num_threads(int(num_threads))
     _C.set_options(True, int(opt_level), strict, require_full_compilation, target_json,
                    int(num_threads or 0), int(cache_size), int(min_group_size))
+    _winograd.mode = winograd
     _C.install_pass()
 
 

@@ -9,6 +9,9 @@ Pipeline (opt_level >= 1):
   ConvertLayout(conv2d → NHWC/OHWI)
   SinkPermutes, FoldConstant              layout permutes (channels-last I/O, ConvertLayout's)
                                           moved below layout-agnostic ops until they cancel
+  WinogradConvs                           3x3 stride-1 convs (+bias, residual, relu) as
+                                          Winograd F(2,3)/F(4,3) TIR kernels where measured
+                                          faster than oneDNN (_winograd)
   OffloadToOneDNN                         conv/linear/matmul → prepacked oneDNN kernels
   ChooseAtenOrTvmKernels                  each norm/softmax to ATen where measured faster
   LegalizeOps with _legalize's rules      vectorisable transcendentals (_fastmath), norms,
@@ -36,6 +39,7 @@ from ._legalize import legalize_ops, nan_only_legalize_ops
 from ._offload import offload_to_onednn
 from ._permutes import sink_permutes
 from ._schedule import default_cpu_schedule
+from ._winograd import winograd_convs
 
 
 def _pipeline(opt_level: int) -> tvm.transform.Pass:
@@ -48,6 +52,7 @@ def _pipeline(opt_level: int) -> tvm.transform.Pass:
             relax.transform.ConvertLayout({"relax.nn.conv2d": ["NHWC", "OHWI"]}),
             sink_permutes,
             relax.transform.FoldConstant(),
+            winograd_convs,
             offload_to_onednn,
             choose_kernels,
         ]

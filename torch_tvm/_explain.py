@@ -5,7 +5,7 @@ import dataclasses
 
 import torch
 
-from . import _C, _aten_choice
+from . import _C, _aten_choice, _winograd
 
 
 @dataclasses.dataclass
@@ -16,6 +16,8 @@ class ExplainReport:
     eval_version: bool = False  # graph versioned on module.training; the eval version shown
     # TVM or ATen for each norm/softmax shape built in this process (_aten_choice)
     kernel_choices: list[dict] = dataclasses.field(default_factory=list)
+    # oneDNN or Winograd for each 3x3 stride-1 conv shape built in this process (_winograd)
+    conv_choices: list[dict] = dataclasses.field(default_factory=list)
 
     @property
     def num_fallbacks(self) -> int:
@@ -46,6 +48,12 @@ class ExplainReport:
                 ("; ATen needs a 10% lead here: TVM could fuse it" if c["fusible"] else "")
             lines.append(f"  kernel choice: {c['op']}{c['shape']} at {c['threads']} thread(s) "
                          f"-> {c['choice'].upper()} ({how})")
+        for c in self.conv_choices:
+            n, h, w, ci, k = c["shape"]
+            times = ", ".join(f"{name} {us:.1f} us" for name, us in c["times_us"].items())
+            how = f"{times}, measured" if times else c.get("source", "forced")
+            lines.append(f"  kernel choice: conv2d 3x3 {n}x{h}x{w}x{ci}->{k} pad {c['pad']} at "
+                         f"{c['threads']} thread(s) -> {c['kernel'].upper()} ({how})")
         return "\n".join(lines)
 
 
@@ -82,4 +90,5 @@ def explain(module, inputs, runs: int = 3) -> ExplainReport:
                         "input_copies", "compile_seconds")}
     return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals,
                          eval_version=bool(info["eval_version"]),
-                         kernel_choices=_aten_choice.decisions())
+                         kernel_choices=_aten_choice.decisions(),
+                         conv_choices=_winograd.decisions())

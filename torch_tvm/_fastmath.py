@@ -56,9 +56,31 @@ def let(value, body, dtype=_F32):
     return tirx.Let(var, value, body(var))
 
 
+# (int type, magnitude mask, bits of +inf) per float type, for isnan().
+_NAN_BITS = {"float32": ("int32", 0x7FFFFFFF, 0x7F800000),
+             "float64": ("int64", 0x7FFFFFFFFFFFFFFF, 0x7FF0000000000000),
+             "float16": ("int16", 0x7FFF, 0x7C00),
+             "bfloat16": ("int16", 0x7FFF, 0x7F80)}
+
+
+def isnan(x):
+    """x is NaN, from its bits: exponent all ones and a nonzero mantissa.
+
+    Not tirx.isnan: that op has no TVectorizable attribute, so TVM's
+    VectorizeLoop scalarises any loop whose body calls it (the whole loop,
+    left for LLVM to re-vectorise or not). Not x != x either: the TIR
+    simplifier folds it to false. A bitwise and plus an integer compare
+    vectorise (vpand/vpcmpgtd)."""
+    bits = _NAN_BITS.get(str(x.ty))
+    if bits is None:
+        return tirx.isnan(x)
+    ity, mask, inf = bits
+    return (tirx.reinterpret(ity, x) & tirx.const(mask, ity)) > tirx.const(inf, ity)
+
+
 def _nan_to(x, value):
     """value, except where x is NaN (then x)."""
-    return tirx.Select(tirx.isnan(x), x, value)
+    return tirx.Select(isnan(x), x, value)
 
 
 _LOG2E = 1.44269504088896341

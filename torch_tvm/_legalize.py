@@ -175,9 +175,9 @@ def _flat_reduce(rows, length, value, kind, name):
 def _keep_nan(r, rows, length, value):
     """r (a max) made NaN on rows with a NaN (the sum of a row's NaNs is NaN)."""
     nans = _flat_reduce(rows, length, lambda i, k: fm.let(
-        value(i, k), lambda v: tirx.Select(tirx.isnan(v), v, tirx.const(0.0, "float32"))),
+        value(i, k), lambda v: tirx.Select(fm.isnan(v), v, tirx.const(0.0, "float32"))),
         "sum", "T_nan")
-    return te.compute(rows, lambda *i: tirx.Select(tirx.isnan(nans(*i)), nans(*i), r(*i)),
+    return te.compute(rows, lambda *i: tirx.Select(fm.isnan(nans(*i)), nans(*i), r(*i)),
                       name="T_max_nan")
 
 
@@ -437,7 +437,7 @@ def _argmax_combine(x, y):
     """(index, value) pairs: the larger value, a NaN over any number, and the
     first index among equals (torch.max(dim) / argmax semantics)."""
     (ia, va), (ib, vb) = x, y
-    nan_a, nan_b = tirx.isnan(va), tirx.isnan(vb)
+    nan_a, nan_b = fm.isnan(va), fm.isnan(vb)
     take_b = tirx.Or(tirx.Or(tirx.And(vb > va, tirx.Not(nan_a)), tirx.And(nan_b, tirx.Not(nan_a))),
                      tirx.And(tirx.Or(vb == va, tirx.And(nan_a, nan_b)), ib < ia))
     return tirx.Select(take_b, ib, ia), tirx.Select(take_b, vb, va)

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from tvm import te, tirx
 
+from . import _fastmath as fm
+
 
 def float_result(call) -> bool:
     """Whether the op call produces a floating (or bfloat) tensor."""
@@ -25,11 +27,11 @@ def float_result(call) -> bool:
 
 
 def nan_max(a, b):
-    return tirx.Select(tirx.Or(a > b, tirx.isnan(a)), a, b)
+    return tirx.Select(tirx.Or(a > b, fm.isnan(a)), a, b)
 
 
 def nan_min(a, b):
-    return tirx.Select(tirx.Or(a < b, tirx.isnan(a)), a, b)
+    return tirx.Select(tirx.Or(a < b, fm.isnan(a)), a, b)
 
 
 def neg_inf(dtype):

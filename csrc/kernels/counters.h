@@ -19,6 +19,8 @@ struct Counters {
   // ATen kernels with several outputs: recurrent layers and embedding_bag
   // (aten_kernels.cpp).
   std::atomic<int64_t> aten_lstm{0}, aten_gru{0}, aten_embedding_bag{0};
+  // Convolutions run as Winograd TIR kernels (torch_tvm/_winograd.py).
+  std::atomic<int64_t> winograd{0};
   // Parallel loops of TVM-generated code (parallel_launch.cpp): regions
   // launched, and the most OpenMP threads one region ran on.
   std::atomic<int64_t> parallel_launches{0}, parallel_max_threads{0};

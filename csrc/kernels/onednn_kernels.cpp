@@ -143,13 +143,15 @@ struct PackedWeightScope {
     for (int64_t h : linears) Linears().Release(h);
   }
 };
-thread_local std::shared_ptr<PackedWeightScope> current_scope;
+// Scopes nest: a build that compiles candidate kernels to time them (the
+// Winograd choice) opens its own scope inside the model's.
+thread_local std::vector<std::shared_ptr<PackedWeightScope>> scopes;
 
 void RecordConv(int64_t handle) {
-  if (current_scope) current_scope->convs.push_back(handle);
+  if (!scopes.empty()) scopes.back()->convs.push_back(handle);
 }
 void RecordLinear(int64_t handle) {
-  if (current_scope) current_scope->linears.push_back(handle);
+  if (!scopes.empty()) scopes.back()->linears.push_back(handle);
 }
 
 const c10::OperatorHandle& Op(const char* name, const char* overload) {
@@ -320,17 +322,22 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("torch_tvm.kernels.matmul", MatMul)
       .def("torch_tvm.kernels.embedding", Embedding)
       .def("torch_tvm.kernels.begin_packed_weight_scope",
-           [] { current_scope = std::make_shared<PackedWeightScope>(); })
+           [] { scopes.push_back(std::make_shared<PackedWeightScope>()); })
       .def("torch_tvm.kernels.end_packed_weight_scope",
            [] {
-             auto scope = std::move(current_scope);
-             current_scope.reset();
+             std::shared_ptr<PackedWeightScope> scope;
+             if (!scopes.empty()) {
+               scope = std::move(scopes.back());
+               scopes.pop_back();
+             }
              // Calling the owner returns how many weights it holds.
              return ffi::Function::FromTyped([scope]() -> int64_t {
                return scope ? static_cast<int64_t>(scope->convs.size() + scope->linears.size())
                             : 0;
              });
            })
+      // Called once per run by the Winograd input transform (torch_tvm/_winograd_kernels.py).
+      .def("torch_tvm.kernels.count_winograd", [] { GetCounters().winograd++; })
       .def("torch_tvm.kernels.counters", [] {
         auto& c = GetCounters();
         ffi::Map<ffi::String, int64_t> m;
@@ -349,6 +356,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("aten_lstm_calls", c.aten_lstm.load());
         m.Set("aten_gru_calls", c.aten_gru.load());
         m.Set("aten_embedding_bag_calls", c.aten_embedding_bag.load());
+        m.Set("winograd_calls", c.winograd.load());
         m.Set("parallel_launches", c.parallel_launches.load());
         m.Set("parallel_max_threads", c.parallel_max_threads.load());
         m.Set("live_packed_weights", Convs().live() + Linears().live());

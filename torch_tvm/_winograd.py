@@ -1,0 +1,245 @@
+"""Relax pass: 3x3 stride-1 convolutions as Winograd F(m, 3) kernels where
+that is measured faster than oneDNN's direct convolution.
+
+Runs after the NHWC layout conversion, before OffloadToOneDNN. A conv2d with
+a constant OHWI 3x3 weight, stride 1, dilation 1, one group and symmetric
+padding, plus what follows it (a constant per-channel bias add, a residual
+add, relu), is a candidate. For each candidate shape the first build
+measures, on this machine with the real thread budget, a few runs each:
+  - oneDNN: the conv (and bias) as OffloadToOneDNN would run it;
+  - Winograd F(2,3) and F(4,3) (_winograd_kernels): input transform,
+    batched GEMM against the weight transformed once, now, and an output
+    transform that applies the bias, the residual add and relu.
+Inputs with a NaN or an infinity give eager's result: a tile whose input
+holds one is computed directly, by the output transform (Winograd's
+transforms would spread a NaN over the tile and turn inf into NaN). A weight
+with one is never transformed.
+
+The fastest wins (Winograd must beat oneDNN by `_MARGIN`, so that noise does
+not pick it); the decision is kept for the rest of the process, and listed
+by decisions() and explain(). stats()["kernels"]["winograd"] counts the
+Winograd convolutions run.
+
+`mode`: "auto" (measure), "off" (never), or "F2"/"F4" (always that tile
+where eligible, for tests).
+"""
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import tvm
+import tvm_ffi
+from tvm import relax
+from tvm.relax.dpl import is_const, is_op, wildcard
+
+from . import _winograd_kernels as wk
+from ._aten_choice import _best_of_interleaved
+from ._relax_uses import Bindings
+
+MODES = ("auto", "off", "F2", "F4")
+mode = "auto"
+TILES = (2, 4)
+
+# Winograd must be this much faster than oneDNN to be chosen.
+_MARGIN = 0.95
+
+_lock = threading.Lock()
+_decisions: dict[tuple, dict] = {}
+
+
+def decisions() -> list[dict]:
+    with _lock:
+        return [dict(d) for d in _decisions.values()]
+
+
+def _shape(expr):
+    return [int(v) for v in expr.ty.shape.values]
+
+
+def _lanes(target) -> int:
+    from ._schedule import _vector_lanes  # noqa: PLC0415 - import cycle
+    return _vector_lanes(target, 32)
+
+
+def plan_for(shape: wk.Shape, m: int, lanes: int) -> wk.Plan:
+    return wk.Plan(shape, m, lanes)
+
+
+def eligible(conv, x) -> wk.Shape | None:
+    """The Winograd shape of a relax conv2d call, or None."""
+    a = conv.attrs
+    if (a.data_layout != "NHWC" or a.kernel_layout != "OHWI" or a.out_layout != "NHWC"
+            or str(conv.ty.dtype) != "float32" or str(x.ty.dtype) != "float32"
+            or int(a.groups) != 1 or [int(s) for s in a.strides] != [1, 1]
+            or [int(d) for d in a.dilation] != [1, 1]):
+        return None
+    try:
+        n, h, w, c = _shape(x)
+        k, kh, kw, wc = _shape(conv.args[1])
+    except (TypeError, ValueError, AttributeError):
+        return None
+    pad = [int(p) for p in a.padding]
+    if (kh, kw) != (3, 3) or wc != c or pad[0] != pad[2] or pad[1] != pad[3] \
+            or max(pad) > 2:
+        return None
+    shape = wk.Shape(n, h, w, c, k, pad[0], pad[1])
+    return shape if shape.out_h > 0 and shape.out_w > 0 else None
+
+
+def build_call(bb_add, x, weight: np.ndarray, bias, residual, relu: bool, plan: wk.Plan):
+    """The Relax expression computing the conv by Winograd: input transform,
+    batched GEMM against the weight transformed now, output transform.
+
+    bb_add(func, name) adds a PrimFunc to the module and returns its GlobalVar."""
+    s = plan.shape
+    a2 = plan.alpha ** 2
+    fin, fout = wk.kernels(plan, bias is not None, residual is not None, relu)
+    gin, gout = bb_add(fin, "winograd_input"), bb_add(fout, "winograd_output")
+    v = relax.call_tir(gin, [x], relax.TensorType([a2, plan.tiles, s.c], "float32"))
+    m = relax.op.call_pure_packed(wk.GEMM, v, relax.const(wk.transform_weight(weight, plan)),
+                                  ty_args=relax.TensorType([a2, plan.tiles, s.k], "float32"))
+    args = [m, x, relax.const(wk.direct_weight(weight))]
+    args += ([bias] if bias is not None else []) + ([residual] if residual is not None else [])
+    return relax.call_tir(gout, args, relax.TensorType([s.n, s.out_h, s.out_w, s.k], "float32"))
+
+
+def _standalone(shape: wk.Shape, weight, bias, plan: wk.Plan | None, target):
+    """A compiled VM function x -> conv(x) + bias: Winograd with `plan`, or
+    (plan None) OffloadToOneDNN's kernel."""
+    from ._offload import offload_to_onednn  # noqa: PLC0415 - import cycle
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType([shape.n, shape.h, shape.w, shape.c], "float32"))
+    b = relax.const(bias.reshape(shape.k))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            if plan is None:
+                conv = relax.op.nn.conv2d(x, relax.const(weight), padding=[shape.pad_h, shape.pad_w],
+                                          data_layout="NHWC", kernel_layout="OHWI")
+                out = bb.emit(relax.op.add(bb.emit(conv), b))
+            else:
+                out = bb.emit(build_call(bb.add_func, x, weight, b, None, False, plan))
+            out = bb.emit_output(out)
+        bb.emit_func_output(out)
+    mod = bb.get()
+    begin = tvm_ffi.get_global_func("torch_tvm.kernels.begin_packed_weight_scope")
+    end = tvm_ffi.get_global_func("torch_tvm.kernels.end_packed_weight_scope")
+    begin()
+    try:
+        with target, tvm.transform.PassContext(opt_level=3):
+            if plan is None:
+                mod = offload_to_onednn(mod)
+            ex = tvm.compile(mod, target=target)
+    finally:
+        owner = end()  # the prepacked oneDNN weight lives as long as `owner`
+    return relax.VirtualMachine(ex, tvm.cpu())["main"], owner
+
+
+def _decide(shape: wk.Shape, target, threads: int) -> int:
+    """The tile size m to run, or 0 for oneDNN."""
+    if mode == "off":
+        return 0
+    if mode in ("F2", "F4"):
+        _record((shape, str(target), threads, mode), shape, threads, {}, int(mode[1]), "forced")
+        return int(mode[1])
+    key = (shape, str(target), threads)
+    with _lock:
+        known = _decisions.get(key)
+    if known is not None:
+        return known["choice"]
+    rng = np.random.default_rng(0)
+    weight = (rng.standard_normal((shape.k, 3, 3, shape.c)) / np.sqrt(9 * shape.c)).astype("float32")
+    bias = rng.standard_normal(shape.k).astype("float32")
+    x = tvm.runtime.tensor(rng.standard_normal((shape.n, shape.h, shape.w, shape.c))
+                           .astype("float32"))
+    lanes = _lanes(target)
+    names, calls, keep = ["onednn"], [], []
+    fn, owner = _standalone(shape, weight, bias, None, target)
+    calls.append((fn, [x]))
+    keep.append(owner)
+    for m in TILES:
+        try:
+            fn, owner = _standalone(shape, weight, bias, plan_for(shape, m, lanes), target)
+        except Exception:  # noqa: BLE001 - a tile that does not build is not a candidate
+            continue
+        names.append(f"F{m}")
+        calls.append((fn, [x]))
+        keep.append(owner)
+    times = _best_of_interleaved(calls, rounds=5, per_round=3)
+    best = min(range(1, len(times)), key=lambda i: times[i], default=0)
+    choice = int(names[best][1:]) if best and times[best] < _MARGIN * times[0] else 0
+    _record(key, shape, threads, dict(zip(names, times)), choice, "measured")
+    return choice
+
+
+def _record(key, shape: wk.Shape, threads: int, times: dict, choice: int, source: str):
+    with _lock:
+        _decisions[key] = {"op": "conv2d_3x3", "shape": [shape.n, shape.h, shape.w, shape.c, shape.k],
+                           "pad": [shape.pad_h, shape.pad_w], "threads": threads,
+                           "times_us": times, "choice": choice, "source": source,
+                           "kernel": f"winograd_F{choice}" if choice else "onednn"}
+
+
+def _patterns():
+    """(pattern, has_bias, has_residual, relu) for every fusable chain, largest first."""
+    x, w, b, other = wildcard(), is_const(), is_const(), wildcard()
+    conv = is_op("relax.nn.conv2d")(x, w)
+    out = []
+    for base, has_bias in ((is_op("relax.add")(conv, b), True), (conv, False)):
+        added = is_op("relax.add")(base, other) | is_op("relax.add")(other, base)
+        out.append((is_op("relax.nn.relu")(added), has_bias, True, True))
+        out.append((added, has_bias, True, False))
+        out.append((is_op("relax.nn.relu")(base), has_bias, False, True))
+        out.append((base, has_bias, False, False))
+    return x, w, b, other, conv, out
+
+
+def _rewrite(add_func, func, target, threads, stats):
+    from ._offload import _fusable, _per_channel  # noqa: PLC0415 - import cycle
+
+    x, w, b, other, conv, variants = _patterns()
+    lanes = _lanes(target)
+    for pattern, has_bias, has_residual, relu in variants:
+        bindings = Bindings(func)
+
+        def rewriter(orig, m, has_bias=has_bias, has_residual=has_residual, relu=relu,
+                     bindings=bindings):
+            if not _fusable(m, orig, bindings):
+                return orig
+            shape = eligible(m[conv], m[x])
+            if shape is None:
+                return orig
+            bias = _per_channel(m[b], shape.k) if has_bias else None
+            if has_bias and bias is None:
+                return orig
+            if has_residual and (_shape(m[other]) != [shape.n, shape.out_h, shape.out_w, shape.k]
+                                 or str(m[other].ty.dtype) != "float32"):
+                return orig
+            if not np.isfinite(m[w].value.numpy()).all():
+                return orig  # the transformed weight would spread it: oneDNN keeps eager's result
+            tile = _decide(shape, target, threads)
+            if not tile:
+                return orig
+            stats["winograd"] += 1
+            return build_call(add_func, bindings.operand(m[x]), m[w].value.numpy(),
+                              relax.const(bias) if bias is not None else None,
+                              bindings.operand(m[other]) if has_residual else None,
+                              relu, plan_for(shape, tile, lanes))
+
+        func = relax.dpl.rewrite_call(pattern, rewriter, func)
+    return func
+
+
+@tvm.transform.module_pass(opt_level=0, name="torch_tvm.WinogradConvs")
+def winograd_convs(mod, _ctx):
+    if mode == "off":
+        return mod
+    target = tvm.target.Target.current()
+    threads = int(target.attrs.get("num-cores", 1)) if target is not None else 1
+    stats = {"winograd": 0}
+    bb = relax.BlockBuilder(mod)
+    for gv, func in list(mod.functions.items()):
+        if isinstance(func, relax.Function):
+            bb.update_func(gv, _rewrite(bb.add_func, func, target, threads, stats))
+    return bb.get()
