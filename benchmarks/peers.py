@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # enabled (torch_tvm is last), so torch_tvm's TorchScript pass never touches their
 # plans; the profiling executor caches the plan it optimises on the 2nd call.
 PEER_ORDER = ["eager", "ts_default", "ts_freeze", "inductor", "onnxruntime", "openvino",
-              "relax_dynamo", "torch_tvm"]
+              "relax_dynamo", "torch_tvm_direct", "torch_tvm"]
 PEER_LABELS = {
     "eager": "eager PyTorch",
     "ts_default": "TorchScript (trace)",
@@ -34,6 +34,7 @@ PEER_LABELS = {
     "onnxruntime": "onnxruntime",
     "openvino": "torch.compile openvino",
     "relax_dynamo": "TVM relax_dynamo",
+    "torch_tvm_direct": "torch_tvm, winograd='off' (oneDNN for every conv)",
     "torch_tvm": "torch_tvm",
 }
 
@@ -374,6 +375,7 @@ class RelaxDynamo(Peer):
 class TorchTVM(Peer):
     key = "torch_tvm"
     prep_is_steady = True
+    options: dict = {}  # enable() options beyond the defaults
 
     def __init__(self, ctx):
         super().__init__(ctx)
@@ -385,7 +387,7 @@ class TorchTVM(Peer):
         ctx = self.ctx
         # Stats are summed over live groups; snapshot so we can subtract.
         before = torch_tvm.stats()
-        torch_tvm.enable(num_threads=ctx.threads)
+        torch_tvm.enable(num_threads=ctx.threads, **self.options)
         try:
             tm = _trace(ctx.model, ctx.x)
             # Run until a call compiles nothing new (profiling executor: 1st call
@@ -443,6 +445,8 @@ class TorchTVM(Peer):
                 outside = None
         info["outside"] = outside
         info["prep_calls"] = self.prep_calls
+        # oneDNN or Winograd per 3x3 stride-1 conv shape, with the times that chose it
+        info["conv_choices"] = torch_tvm._winograd.decisions()
         self.tvm_info = info
         note = (f"{info['groups']} TVM group(s), {info['group_ops']} op(s) in TVM, "
                 f"compile {info['compile_seconds']:.1f} s")
@@ -461,5 +465,11 @@ class TorchTVM(Peer):
         return super().call()
 
 
+class TorchTVMDirect(TorchTVM):
+    """torch_tvm without Winograd: today's kernels before the measured choice."""
+    key = "torch_tvm_direct"
+    options = {"winograd": "off"}
+
+
 PEER_CLASSES = {c.key: c for c in (Eager, TSDefault, TSFreeze, Inductor, OnnxRuntime,
-                                   OpenVINO, RelaxDynamo, TorchTVM)}
+                                   OpenVINO, RelaxDynamo, TorchTVMDirect, TorchTVM)}

@@ -15,7 +15,8 @@ PACKAGES = ["torch", "torchvision", "apache-tvm", "apache-tvm-ffi", "torch_tvm",
             "onnx", "onnxruntime", "onnxscript", "openvino", "transformers", "matplotlib"]
 SHORT = {"eager": "eager", "ts_default": "TS", "ts_freeze": "TS freeze+ofi",
          "inductor": "inductor", "onnxruntime": "ORT", "openvino": "OpenVINO",
-         "relax_dynamo": "relax_dynamo", "torch_tvm": "torch_tvm"}
+         "relax_dynamo": "relax_dynamo", "torch_tvm_direct": "torch_tvm wino off",
+         "torch_tvm": "torch_tvm"}
 
 
 def cfg_name(r: dict) -> str:
@@ -151,7 +152,7 @@ def environment() -> dict:
 
 COLORS = {"eager": "#7f7f7f", "ts_default": "#000000", "ts_freeze": "#8c564b",
           "inductor": "#1f77b4", "onnxruntime": "#ff7f0e", "openvino": "#9467bd",
-          "relax_dynamo": "#2ca02c", "torch_tvm": "#d62728"}
+          "relax_dynamo": "#2ca02c", "torch_tvm_direct": "#e377c2", "torch_tvm": "#d62728"}
 
 
 def chart(results: list[dict], path: str) -> bool:
@@ -233,6 +234,35 @@ def _summary_table(w, rows, keys, value, background=False):
     w("")
 
 
+def _conv_choices(w, rows):
+    """Per 3x3 stride-1 conv shape: each candidate's time and the winner (torch_tvm's
+    measured choice, torch_tvm/_winograd.py). Other convs (strided, 1x1, depthwise)
+    have one candidate, oneDNN."""
+    lines = []
+    for r in rows:
+        for c in (r.get("torch_tvm") or {}).get("conv_choices") or []:
+            if c.get("threads") != r["threads"]:
+                continue
+            n, h, wd, ci, k = c["shape"]
+            t = c.get("times_us", {})
+            cell = lambda name: f"{t[name]:.0f}" if name in t else "-"  # noqa: E731
+            lines.append(f"| {cfg_name(r)} | {n}x{h}x{wd}x{ci} -> {k} | {cell('onednn')} | "
+                         f"{cell('F2')} | {cell('F4')} | {c['kernel']} |")
+    if not lines:
+        return
+    w("## Kernel choice per 3x3 stride-1 conv shape (torch_tvm default)\n")
+    w("Measured at the first compile of each shape (conv + bias, best of 5 rounds of 3 calls, "
+      "interleaved); Winograd must be 5% faster than oneDNN to be chosen. Convs that are "
+      "strided, 1x1 or depthwise have one candidate (oneDNN) and are not listed; MobileNetV2 "
+      "and BERT have no eligible layer.\n")
+    w("| config | NHWC input -> out channels | oneDNN (us) | Winograd F(2,3) (us) | "
+      "Winograd F(4,3) (us) | runs |")
+    w("|---|---|---:|---:|---:|---|")
+    for line in lines:
+        w(line)
+    w("")
+
+
 def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
     env, st = meta["env"], meta["settings"]
     rows = [r for r in results if r.get("kind") == "model"]
@@ -287,6 +317,8 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
           "output; see the per-configuration notes below.\n")
         _summary_table(w, rows, keys, lambda r, k, p: _maybe(
             p.get("first_call_s") if p.get("status") == "ok" else None, lambda v: fmt(v, ".1f")))
+
+    _conv_choices(w, rows)
 
     if over:
         w("## torch_tvm fixed overhead of a tiny group call\n")

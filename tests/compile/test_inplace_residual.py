@@ -3,6 +3,7 @@ buffer only when nothing can observe it; otherwise into a copy. Each case is
 checked against eager and against the in-place counter."""
 from __future__ import annotations
 
+import pytest
 import torch
 import torch.nn as nn
 import tvm
@@ -10,6 +11,13 @@ import tvm
 import torch_tvm
 from torch_tvm import _build
 from conftest import run_tvm
+
+
+@pytest.fixture(autouse=True)
+def _onednn_convs():
+    """These tests are about the oneDNN conv kernels: no Winograd choice."""
+    torch_tvm.enable(winograd="off")
+    yield
 
 
 def _in_place_calls():

@@ -57,6 +57,7 @@ def _randomize_bn(model):
 
 
 def test_conv_bn_relu_residual_and_linear_run_as_prepacked_onednn_kernels():
+    torch_tvm.enable(winograd="off")  # the oneDNN path (the Winograd one: test_winograd.py)
     model = _ResidualBlock().eval()
     _randomize_bn(model)
     d = _kernel_calls_of(model, torch.randn(2, 8, 13, 11))

@@ -157,13 +157,18 @@ _EPILOGUES = {
 }
 
 
-@pytest.mark.parametrize("kind", ["conv", "conv_residual", "linear"])
+@pytest.mark.parametrize("kind", ["conv", "conv_residual", "linear", "conv_winograd",
+                                  "conv_residual_winograd"])
 @pytest.mark.parametrize("name", sorted(_EPILOGUES))
 def test_nan_survives_every_fused_epilogue(kind, name):
     """A NaN in a conv/linear input reaches the output through every epilogue
     the oneDNN offload can fuse (relu and clamp are not fused by default: the
-    oneDNN post-ops drop NaN; benchmarks/nan_postops.md has the cost)."""
-    torch_tvm.enable()
+    oneDNN post-ops drop NaN; benchmarks/nan_postops.md has the cost), and
+    through the Winograd kernels, whose output transform fuses bias, residual
+    and relu (torch_tvm/_winograd.py)."""
+    winograd = kind.endswith("_winograd")
+    torch_tvm.enable(winograd="F4" if winograd else "off")
+    kind = kind.removesuffix("_winograd")
     epilogue = _EPILOGUES[name]
     if kind == "linear":
         model, x = _LinearEpilogue(epilogue).eval(), _with_specials(3, 12)
@@ -178,5 +183,6 @@ def test_nan_survives_every_fused_epilogue(kind, name):
     assert ref.isnan().any()  # the case really carries a NaN to the output
     assert_outputs_close(out, ref, rtol=1e-4, atol=1e-5, equal_nan=True)
     after = torch_tvm.stats()["kernels"]
-    calls = "linear_calls" if kind == "linear" else "conv2d_calls"
-    assert after[calls] > before[calls]  # the oneDNN kernel ran
+    calls = "linear_calls" if kind == "linear" else \
+        "winograd_calls" if winograd else "conv2d_calls"
+    assert after[calls] > before[calls]  # the oneDNN (or Winograd) kernel ran

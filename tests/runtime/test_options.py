@@ -83,12 +83,15 @@ def test_target_the_host_cannot_execute_is_refused():
     ({"num_threads": 0}, "num_threads must be >= 1"),
     ({"num_threads": True}, "num_threads must be an int"),
     ({"strict": "yes"}, "strict must be True or False"),
+    ({"winograd": "on"}, "winograd must be one of 'auto', 'off', 'F2', 'F4'"),
+    ({"winograd": True}, "winograd must be one of"),
 ])
 def test_bad_options_are_refused(kwargs, message):
     before = torch_tvm._C.get_options()
     with pytest.raises(ValueError, match=message):
         torch_tvm.enable(**kwargs)
     assert torch_tvm._C.get_options() == before  # nothing was applied
+    assert torch_tvm._winograd.mode == "auto"
 
 
 def _with_unsupported_op(x):

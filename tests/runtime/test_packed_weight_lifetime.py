@@ -5,11 +5,19 @@ from __future__ import annotations
 import gc
 import io
 
+import pytest
 import torch
 import torch.nn as nn
 
 import torch_tvm
 from conftest import jit, run_jitted
+
+
+@pytest.fixture(autouse=True)
+def _onednn_convs():
+    """These tests are about the oneDNN conv kernels: no Winograd choice."""
+    torch_tvm.enable(winograd="off")
+    yield
 
 
 def _live():
@@ -41,7 +49,7 @@ def test_collected_module_frees_its_packed_weights():
 
 
 def test_evicted_cache_entry_frees_its_packed_weights():
-    torch_tvm.enable(cache_size=1)
+    torch_tvm.enable(cache_size=1, winograd="off")
     model = _two_convs()
     a, b = torch.randn(1, 4, 10, 10), torch.randn(1, 4, 12, 12)
     base = _live()
