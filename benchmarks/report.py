@@ -240,7 +240,8 @@ def _conv_choices(w, rows):
     have one candidate, oneDNN."""
     lines = []
     for r in rows:
-        for c in (r.get("torch_tvm") or {}).get("conv_choices") or []:
+        info = ((r.get("peers") or {}).get("torch_tvm") or {}).get("torch_tvm") or {}
+        for c in info.get("conv_choices") or []:
             if c.get("threads") != r["threads"]:
                 continue
             n, h, wd, ci, k = c["shape"]
