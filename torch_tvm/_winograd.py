@@ -17,8 +17,8 @@ with one is never transformed.
 
 The fastest wins (Winograd must beat oneDNN by `_MARGIN`, so that noise does
 not pick it); the decision is kept for the rest of the process, and listed
-by decisions() and explain(). stats()["kernels"]["winograd"] counts the
-Winograd convolutions run.
+by decisions() and explain(). stats()["kernels"]["winograd_calls"] counts
+the Winograd convolutions models ran (the choice's timing runs do not count).
 
 `mode`: "auto" (measure), "off" (never), or "F2"/"F4" (always that tile
 where eligible, for tests).
@@ -87,14 +87,15 @@ def eligible(conv, x) -> wk.Shape | None:
     return shape if shape.out_h > 0 and shape.out_w > 0 else None
 
 
-def build_call(bb_add, x, weight: np.ndarray, bias, residual, relu: bool, plan: wk.Plan):
+def build_call(bb_add, x, weight: np.ndarray, bias, residual, relu: bool, plan: wk.Plan,
+               count: bool = True):
     """The Relax expression computing the conv by Winograd: input transform,
     batched GEMM against the weight transformed now, output transform.
 
     bb_add(func, name) adds a PrimFunc to the module and returns its GlobalVar."""
     s = plan.shape
     a2 = plan.alpha ** 2
-    fin, fout = wk.kernels(plan, bias is not None, residual is not None, relu)
+    fin, fout = wk.kernels(plan, bias is not None, residual is not None, relu, count)
     gin, gout = bb_add(fin, "winograd_input"), bb_add(fout, "winograd_output")
     v = relax.call_tir(gin, [x], relax.TensorType([a2, plan.tiles, s.c], "float32"))
     m = relax.op.call_pure_packed(wk.GEMM, v, relax.const(wk.transform_weight(weight, plan)),
@@ -125,7 +126,8 @@ def _candidates(shape: wk.Shape, weight, bias, tiles, target):
                     out = bb.emit(relax.op.add(bb.emit(conv), b))
                 else:
                     out = bb.emit(build_call(bb.add_func, x, weight, b, None, False,
-                                             plan_for(shape, int(name[1:]), lanes)))
+                                             plan_for(shape, int(name[1:]), lanes),
+                                             count=False))
                 out = bb.emit_output(out)
             bb.emit_func_output(out)
     mod = bb.get()

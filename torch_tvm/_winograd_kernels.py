@@ -161,8 +161,9 @@ def _func(name: str):
     T.func_attr({"tirx.noalias": True, "tirx.is_scheduled": True})
 
 
-def input_transform(plan: Plan) -> tirx.PrimFunc:
-    """X (NHWC) -> V [alpha^2, tiles, c]."""
+def input_transform(plan: Plan, count: bool = True) -> tirx.PrimFunc:
+    """X (NHWC) -> V [alpha^2, tiles, c]. `count`: bump the Winograd counter
+    once per run (off for the candidates the choice times)."""
     s, m, al = plan.shape, plan.m, plan.alpha
     v = _Vec(_channel_lanes(s.c, plan.lanes))
     bt = matrices(m)[1].T  # B^T, alpha x alpha
@@ -172,7 +173,8 @@ def input_transform(plan: Plan) -> tirx.PrimFunc:
             x = T.arg("X", T.buffer((s.n, s.h, s.w, s.c), "float32"))
             out = T.arg("V", T.buffer((al * al, plan.tiles, s.c), "float32"))
             with T.sblock("root"):
-                T.evaluate(tirx.call_packed(COUNTER))
+                if count:
+                    T.evaluate(tirx.call_packed(COUNTER))
                 with T.parallel(0, plan.tiles) as p:
                     n, ti, tj = _tile(plan, p)
                     h0, w0 = ti * m - s.pad_h, tj * m - s.pad_w
@@ -300,7 +302,7 @@ def _direct(v, plan, x, wd, y, n, h0, w0, ch, store):
 
 
 @functools.lru_cache(maxsize=256)
-def kernels(plan: Plan, bias: bool, residual: bool, relu: bool):
+def kernels(plan: Plan, bias: bool, residual: bool, relu: bool, count: bool = True):
     """(input transform, output transform) PrimFuncs, cached: a model repeats
     its conv shapes."""
-    return input_transform(plan), output_transform(plan, bias, residual, relu)
+    return input_transform(plan, count), output_transform(plan, bias, residual, relu)
