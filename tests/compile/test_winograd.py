@@ -249,3 +249,15 @@ def test_off_mode_never_rewrites(winograd_mode):
     winograd_mode("off")
     mod = _lowered(_randomise_bn(_Block(8)), torch.randn(1, 8, 8, 8))
     assert not [gv for gv in mod.functions if "winograd" in gv.name_hint]
+
+
+def test_explain_shows_the_kernel_each_conv_shape_runs(winograd_mode):
+    winograd_mode("F4")
+    model = _randomise_bn(_Block(8))
+    x = torch.randn(1, 8, 11, 11)
+    report = torch_tvm.explain(jit(model, [x]), x)
+    text = str(report)
+    assert any(c["shape"] == [1, 11, 11, 8, 8] and c["kernel"] == "winograd_F4"
+               for c in report.conv_choices), report.conv_choices
+    assert "kernel choice: conv2d 3x3 1x11x11x8->8 pad [1, 1]" in text, text
+    assert "-> WINOGRAD_F4 (forced)" in text, text
