@@ -261,3 +261,43 @@ def test_explain_shows_the_kernel_each_conv_shape_runs(winograd_mode):
                for c in report.conv_choices), report.conv_choices
     assert "kernel choice: conv2d 3x3 1x11x11x8->8 pad [1, 1]" in text, text
     assert "-> WINOGRAD_F4 (forced)" in text, text
+
+
+def test_pass_alone_on_a_before_and_an_expected_module(winograd_mode):
+    """WinogradConvs on conv + bias + relu in NHWC: one input transform, the
+    BLAS GEMM on the transformed weight, one output transform with bias and
+    relu fused (and the exact path's direct weight)."""
+    winograd_mode("F4")
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((16, 3, 3, 8)) / 8).astype("float32")
+    b = rng.standard_normal(16).astype("float32")
+    x_ty = relax.TensorType([1, 10, 10, 8], "float32")
+
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", x_ty)
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            conv = bb.emit(relax.op.nn.conv2d(x, relax.const(w), padding=[1, 1],
+                                              data_layout="NHWC", kernel_layout="OHWI"))
+            out = bb.emit_output(relax.op.nn.relu(bb.emit(relax.op.add(conv, relax.const(b)))))
+        bb.emit_func_output(out)
+    before = bb.get()
+    with _target(), tvm.transform.PassContext(opt_level=3):
+        after = _winograd.winograd_convs(before)
+
+    plan = _winograd.plan_for(wk.Shape(1, 10, 10, 8, 16, 1, 1), 4, _winograd._lanes(_target()))
+    fin, fout = wk.kernels(plan, True, False, True)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", x_ty)
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            gin, gout = bb.add_func(fin, "winograd_input"), bb.add_func(fout, "winograd_output")
+            v = bb.emit(relax.call_tir(gin, [x], relax.TensorType([36, plan.tiles, 8], "float32")))
+            m = bb.emit(relax.op.call_pure_packed(
+                wk.GEMM, v, relax.const(wk.transform_weight(w, plan)),
+                ty_args=relax.TensorType([36, plan.tiles, 16], "float32")))
+            out = bb.emit_output(relax.call_tir(
+                gout, [m, x, relax.const(wk.direct_weight(w)), relax.const(b)],
+                relax.TensorType([1, 10, 10, 16], "float32")))
+        bb.emit_func_output(out)
+    tvm.ir.assert_structural_equal(after, bb.get())
