@@ -53,10 +53,6 @@ def decisions() -> list[dict]:
         return [dict(d) for d in _decisions.values()]
 
 
-def _shape(expr):
-    return [int(v) for v in expr.ty.shape.values]
-
-
 def _lanes(target) -> int:
     from ._schedule import _vector_lanes  # noqa: PLC0415 - import cycle
     return _vector_lanes(target, 32)
@@ -75,6 +71,7 @@ def eligible(conv, x) -> wk.Shape | None:
             or [int(d) for d in a.dilation] != [1, 1]):
         return None
     try:
+        from ._offload import _shape  # noqa: PLC0415 - import cycle
         n, h, w, c = _shape(x)
         k, kh, kw, wc = _shape(conv.args[1])
     except (TypeError, ValueError, AttributeError):
@@ -205,8 +202,8 @@ def _patterns():
     return x, w, b, other, conv, out
 
 
-def _rewrite(add_func, func, target, threads, stats):
-    from ._offload import _fusable, _per_channel  # noqa: PLC0415 - import cycle
+def _rewrite(add_func, func, target, threads):
+    from ._offload import _fusable, _per_channel, _shape  # noqa: PLC0415 - import cycle
 
     x, w, b, other, conv, variants = _patterns()
     lanes = _lanes(target)
@@ -231,7 +228,6 @@ def _rewrite(add_func, func, target, threads, stats):
             tile = _decide(shape, target, threads)
             if not tile:
                 return orig
-            stats["winograd"] += 1
             return build_call(add_func, bindings.operand(m[x]), m[w].value.numpy(),
                               relax.const(bias) if bias is not None else None,
                               bindings.operand(m[other]) if has_residual else None,
@@ -247,9 +243,8 @@ def winograd_convs(mod, _ctx):
         return mod
     target = tvm.target.Target.current()
     threads = int(target.attrs.get("num-cores", 1)) if target is not None else 1
-    stats = {"winograd": 0}
     bb = relax.BlockBuilder(mod)
     for gv, func in list(mod.functions.items()):
         if isinstance(func, relax.Function):
-            bb.update_func(gv, _rewrite(bb.add_func, func, target, threads, stats))
+            bb.update_func(gv, _rewrite(bb.add_func, func, target, threads))
     return bb.get()
