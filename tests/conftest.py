@@ -32,6 +32,18 @@ warnings.filterwarnings("ignore", category=FutureWarning, message=r".*(TorchScri
 warnings.filterwarnings("ignore", category=UserWarning, message=r".*TorchScript.*deprecated.*")
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_shipped_tuning():
+    """The databases shipped for this host's CPU (torch_tvm/tuning_dbs) would
+    change kernel choices depending on the machine the suite runs on; tests of
+    them (tests/compile/test_tuning.py) point torch_tvm at their own."""
+    from torch_tvm import _tuning
+    saved = _tuning.SHIPPED_ROOT
+    _tuning.SHIPPED_ROOT = Path("/nonexistent/torch_tvm_tuning_dbs")
+    yield
+    _tuning.SHIPPED_ROOT = saved
+
+
 @pytest.fixture(autouse=True)
 def tvm_enabled():
     """torch_tvm on with default options for the test, off afterwards."""

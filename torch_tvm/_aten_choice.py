@@ -34,6 +34,8 @@ import tvm
 import tvm_ffi
 from tvm import relax
 
+from . import _tuning
+
 force: str | None = None
 
 _lock = threading.Lock()
@@ -183,10 +185,18 @@ def _fusible_calls(func) -> set:
 
 def _decide(kind, call, shape, name, scalars, target, threads, fusible):
     key = (kind, tuple(shape), tuple(scalars), str(target), threads, fusible)
+    db_key = _tuning.choice_key(kind, [list(shape), list(scalars), fusible], threads)
     with _lock:
         known = _decisions.get(key)
-        if force is None and known is not None and not known["forced"]:
-            return known["choice"] == "aten"
+    if force is None and known is not None and not known["forced"]:
+        _tuning.note_choice(db_key, known)
+        return known["choice"] == "aten"
+    stored = _tuning.lookup_choice(db_key) if force is None else None
+    if stored is not None and stored.get("choice") in ("aten", "tvm"):
+        with _lock:
+            _decisions[key] = stored
+        _tuning.note_choice(db_key, stored)
+        return stored["choice"] == "aten"
     if force is not None:
         choice, tvm_us, aten_us = force, None, None
     else:
@@ -202,8 +212,12 @@ def _decide(kind, call, shape, name, scalars, target, threads, fusible):
     with _lock:
         _decisions[key] = {"op": kind, "shape": list(shape), "tvm_us": tvm_us,
                            "aten_us": aten_us, "choice": choice, "threads": threads,
-                           "fusible": fusible,
-                           "forced": force is not None}
+                           "fusible": fusible, "kernel": choice,
+                           "times_us": {"tvm": tvm_us, "aten": aten_us} if force is None else {},
+                           "forced": force is not None, "source": "measured"}
+        entry = _decisions[key]
+    if force is None:
+        _tuning.note_choice(db_key, entry)
     return choice == "aten"
 
 

@@ -22,6 +22,9 @@ Pipeline (opt_level >= 1):
   RewriteDataflowReshape                  reshapes as no-copy views
   AnnotateTIROpPattern, FoldConstant, FuseOps, FuseTIR
   AccumulateResidualInPlace               conv + residual add writes into a dead residual
+  --- torch_tvm.tune extracts its MetaSchedule tasks here (_tuning.capture) ---
+  ApplyTuningDatabase                     tuned schedules from the databases that match
+                                          this host (_tuning)
   default CPU schedules (parallel + vectorised) for every remaining PrimFunc:
                                           _schedule_reduction for reductions, _schedule for the rest
 opt_level 0 skips the layout change, offload and schedules (plain TVM lowering), but keeps
@@ -39,10 +42,17 @@ from ._legalize import legalize_ops, nan_only_legalize_ops
 from ._offload import offload_to_onednn
 from ._permutes import sink_permutes
 from ._schedule import default_cpu_schedule
+from ._tuning import apply_tuning_database, capture
 from ._winograd import winograd_convs
 
 
 def _pipeline(opt_level: int) -> tvm.transform.Pass:
+    before, after = _stages(opt_level)
+    return tvm.transform.Sequential(before + after)
+
+
+def _stages(opt_level: int) -> tuple[list, list]:
+    """The passes before and after the point where tuning tasks are taken."""
     passes = [relax.transform.FoldConstant()]
     if opt_level >= 1:
         passes += [
@@ -65,9 +75,10 @@ def _pipeline(opt_level: int) -> tvm.transform.Pass:
         relax.transform.FuseOps(),
         relax.transform.FuseTIR(),
     ]
-    if opt_level >= 1:
-        passes += [accumulate_residual_in_place, default_cpu_schedule()]
-    return tvm.transform.Sequential(passes)
+    if opt_level < 1:
+        return passes, []
+    return passes + [accumulate_residual_in_place], [apply_tuning_database,
+                                                     default_cpu_schedule()]
 
 
 @tvm_ffi.register_global_func("torch_tvm.build_relax", override=True)
@@ -81,7 +92,10 @@ def build_relax(mod, target, opt_level):
     tvm_ffi.get_global_func("torch_tvm.kernels.begin_packed_weight_scope")()
     try:
         with tgt, tvm.transform.PassContext(opt_level=int(opt_level)):
-            mod = _pipeline(int(opt_level))(mod)
+            before, after = _stages(int(opt_level))
+            mod = tvm.transform.Sequential(before)(mod)
+            capture(mod, tgt)
+            mod = tvm.transform.Sequential(after)(mod)
             ex = tvm.compile(mod, target=tgt)
     finally:
         weights_owner = tvm_ffi.get_global_func("torch_tvm.kernels.end_packed_weight_scope")()

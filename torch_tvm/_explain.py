@@ -5,7 +5,7 @@ import dataclasses
 
 import torch
 
-from . import _C, _aten_choice, _winograd
+from . import _C, _aten_choice, _tuning, _winograd
 
 
 @dataclasses.dataclass
@@ -18,6 +18,8 @@ class ExplainReport:
     kernel_choices: list[dict] = dataclasses.field(default_factory=list)
     # oneDNN or Winograd for each 3x3 stride-1 conv shape built in this process (_winograd)
     conv_choices: list[dict] = dataclasses.field(default_factory=list)
+    # the tuning databases that apply, and how many tuned kernels/choices they gave
+    tuning: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_fallbacks(self) -> int:
@@ -44,17 +46,27 @@ class ExplainReport:
             lines.append(f"  outside: {o['op']} [{o['decision']}]: {o['reason']}")
         for c in self.kernel_choices:
             how = "forced" if c["forced"] else \
-                f"TVM {c['tvm_us']:.1f} us, ATen {c['aten_us']:.1f} us, measured" + \
+                f"TVM {c['tvm_us']:.1f} us, ATen {c['aten_us']:.1f} us, " \
+                f"{_source(c)}" + \
                 ("; ATen needs a 10% lead here: TVM could fuse it" if c["fusible"] else "")
             lines.append(f"  kernel choice: {c['op']}{c['shape']} at {c['threads']} thread(s) "
                          f"-> {c['choice'].upper()} ({how})")
         for c in self.conv_choices:
             n, h, w, ci, k = c["shape"]
             times = ", ".join(f"{name} {us:.1f} us" for name, us in c["times_us"].items())
-            how = f"{times}, measured" if times else c.get("source", "forced")
+            how = f"{times}, {_source(c)}" if times else c.get("source", "forced")
             lines.append(f"  kernel choice: conv2d 3x3 {n}x{h}x{w}x{ci}->{k} pad {c['pad']} at "
                          f"{c['threads']} thread(s) -> {c['kernel'].upper()} ({how})")
+        if self.tuning:
+            dbs = ", ".join(self.tuning["databases"]) or "none"
+            lines.append(f"  tuning databases: {dbs}; tuned kernels applied "
+                         f"{self.tuning['tuned_kernels_applied']}, kernel choices from databases "
+                         f"{self.tuning['choices_from_database']} (this process)")
         return "\n".join(lines)
+
+
+def _source(choice: dict) -> str:
+    return "from the tuning database" if choice.get("source") == "database" else "measured"
 
 
 def explain(module, inputs, runs: int = 3) -> ExplainReport:
@@ -91,4 +103,4 @@ def explain(module, inputs, runs: int = 3) -> ExplainReport:
     return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals,
                          eval_version=bool(info["eval_version"]),
                          kernel_choices=_aten_choice.decisions(),
-                         conv_choices=_winograd.decisions())
+                         conv_choices=_winograd.decisions(), tuning=_tuning.describe())

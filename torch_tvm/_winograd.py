@@ -33,6 +33,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, wildcard
 
+from . import _tuning
 from . import _winograd_kernels as wk
 from ._aten_choice import _best_of_interleaved
 from ._relax_uses import Bindings
@@ -161,9 +162,19 @@ def _decide(shape: wk.Shape, target, threads: int) -> int:
         _record((shape, str(target), threads, mode), shape, threads, {}, int(mode[1]), "forced")
         return int(mode[1])
     key = (shape, str(target), threads)
+    db_key = _tuning.choice_key("conv2d_3x3", [shape.n, shape.h, shape.w, shape.c, shape.k,
+                                               shape.pad_h, shape.pad_w], threads)
     with _lock:
         known = _decisions.get(key)
+    if known is None:
+        known = _tuning.lookup_choice(db_key)
+        if known is not None and known.get("choice") in (0,) + TILES:
+            with _lock:
+                _decisions[key] = known
+        else:
+            known = None
     if known is not None:
+        _tuning.note_choice(db_key, known)
         return known["choice"]
     rng = np.random.default_rng(0)
     weight = (rng.standard_normal((shape.k, 3, 3, shape.c)) / np.sqrt(9 * shape.c)).astype("float32")
@@ -176,7 +187,7 @@ def _decide(shape: wk.Shape, target, threads: int) -> int:
     by_name = dict(zip(names, times))
     best = min((name for name in names if name != "onednn"), key=by_name.get)
     choice = int(best[1:]) if by_name[best] < _MARGIN * by_name["onednn"] else 0
-    _record(key, shape, threads, by_name, choice, "measured")
+    _tuning.note_choice(db_key, _record(key, shape, threads, by_name, choice, "measured"))
     return choice
 
 
@@ -186,6 +197,7 @@ def _record(key, shape: wk.Shape, threads: int, times: dict, choice: int, source
                            "pad": [shape.pad_h, shape.pad_w], "threads": threads,
                            "times_us": times, "choice": choice, "source": source,
                            "kernel": f"winograd_F{choice}" if choice else "onednn"}
+        return _decisions[key]
 
 
 def _patterns():
