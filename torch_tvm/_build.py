@@ -42,6 +42,7 @@ from ._legalize import legalize_ops, nan_only_legalize_ops
 from ._offload import offload_to_onednn
 from ._permutes import sink_permutes
 from ._schedule import default_cpu_schedule
+from . import _tuning, _tvm_convs
 from ._tuning import apply_tuning_database, capture
 from ._winograd import winograd_convs
 
@@ -92,11 +93,27 @@ def build_relax(mod, target, opt_level):
     tvm_ffi.get_global_func("torch_tvm.kernels.begin_packed_weight_scope")()
     try:
         with tgt, tvm.transform.PassContext(opt_level=int(opt_level)):
-            before, after = _stages(int(opt_level))
-            mod = tvm.transform.Sequential(before)(mod)
-            capture(mod, tgt)
-            mod = tvm.transform.Sequential(after)(mod)
-            ex = tvm.compile(mod, target=tgt)
+            ex = tvm.compile(_lower(mod, int(opt_level), tgt), target=tgt)
     finally:
         weights_owner = tvm_ffi.get_global_func("torch_tvm.kernels.end_packed_weight_scope")()
     return [ex.mod, weights_owner]
+
+
+def _lower(mod, opt_level: int, tgt):
+    """The pipeline. It is redone with every conv on oneDNN when a database
+    chose TVM for a conv whose fused kernel it has no record of (_tvm_convs):
+    the default schedule of a conv is far slower than oneDNN."""
+    before, after = _stages(opt_level)
+    _tvm_convs.take_left_count()
+    lowered = tvm.transform.Sequential(before)(mod.clone())  # passes update modules in place
+    capture(lowered, tgt)
+    if not after:
+        return lowered
+    lowered = after[0](lowered)  # ApplyTuningDatabase
+    left = _tvm_convs.take_left_count()
+    if left and _tvm_convs.has_untuned_conv(lowered):
+        _tuning.count("tvm_conv_misses")
+        with _tvm_convs.disabled():
+            return _lower(mod, opt_level, tgt)
+    _tuning.count("tvm_convs", left)
+    return tvm.transform.Sequential(after[1:])(lowered)

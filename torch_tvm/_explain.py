@@ -5,7 +5,7 @@ import dataclasses
 
 import torch
 
-from . import _C, _aten_choice, _tuning, _winograd
+from . import _C, _aten_choice, _tuning, _tvm_convs, _winograd
 
 
 @dataclasses.dataclass
@@ -18,6 +18,8 @@ class ExplainReport:
     kernel_choices: list[dict] = dataclasses.field(default_factory=list)
     # oneDNN or Winograd for each 3x3 stride-1 conv shape built in this process (_winograd)
     conv_choices: list[dict] = dataclasses.field(default_factory=list)
+    # oneDNN or a tuned TVM kernel per conv, from the tuning databases (_tvm_convs)
+    tvm_conv_choices: list[dict] = dataclasses.field(default_factory=list)
     # the tuning databases that apply, and how many tuned kernels/choices they gave
     tuning: dict = dataclasses.field(default_factory=dict)
 
@@ -57,11 +59,21 @@ class ExplainReport:
             how = f"{times}, {_source(c)}" if times else c.get("source", "forced")
             lines.append(f"  kernel choice: conv2d 3x3 {n}x{h}x{w}x{ci}->{k} pad {c['pad']} at "
                          f"{c['threads']} thread(s) -> {c['kernel'].upper()} ({how})")
+        for c in self.tvm_conv_choices:
+            n, h, w, ci, k = c["shape"]
+            kh, kw = c["kernel_size"]
+            times = ", ".join(f"{name} {us:.1f} us" for name, us in c["times_us"].items())
+            chain = "+".join(c.get("epilogue", [])) or "no epilogue"
+            lines.append(f"  kernel choice: conv2d {kh}x{kw}/s{c['stride'][0]} g{c['groups']} "
+                         f"{n}x{h}x{w}x{ci}->{k} (+{chain}) at {c['threads']} thread(s) -> "
+                         f"{c['kernel'].upper()} ({times}, {_source(c)})")
         if self.tuning:
             dbs = ", ".join(self.tuning["databases"]) or "none"
             lines.append(f"  tuning databases: {dbs}; tuned kernels applied "
                          f"{self.tuning['tuned_kernels_applied']}, kernel choices from databases "
-                         f"{self.tuning['choices_from_database']} (this process)")
+                         f"{self.tuning['choices_from_database']}, TVM convs "
+                         f"{self.tuning['tvm_convs']}, TVM conv builds redone on oneDNN "
+                         f"{self.tuning['tvm_conv_misses']} (this process)")
         return "\n".join(lines)
 
 
@@ -103,4 +115,5 @@ def explain(module, inputs, runs: int = 3) -> ExplainReport:
     return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals,
                          eval_version=bool(info["eval_version"]),
                          kernel_choices=_aten_choice.decisions(),
-                         conv_choices=_winograd.decisions(), tuning=_tuning.describe())
+                         conv_choices=_winograd.decisions(),
+                         tvm_conv_choices=_tvm_convs.decisions(), tuning=_tuning.describe())

@@ -16,6 +16,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.relax.dpl import CallPattern, is_const, is_op, wildcard
 
+from . import _tvm_convs
 from ._relax_uses import Bindings
 
 _prepack_conv = None
@@ -113,11 +114,12 @@ def _epilogues(base):
     return out
 
 
-def _rewrite_convs(func, stats):
+def _rewrite_convs(func, stats, threads):
     x, w, b, other = wildcard(), is_const(), is_const(), wildcard()
     conv = is_op("relax.nn.conv2d")(x, w)
     variants = []
-    for base, has_bias in ((is_op("relax.add")(conv, b), True), (conv, False)):
+    base_of = {True: is_op("relax.add")(conv, b), False: conv}
+    for base, has_bias in ((base_of[True], True), (base_of[False], False)):
         added = is_op("relax.add")(base, other) | is_op("relax.add")(other, base)
         # After a residual add oneDNN can apply relu (Inductor's fusion too).
         if not keep_nan:
@@ -149,6 +151,11 @@ def _rewrite_convs(func, stats):
             post = epilogue(m)
             pad = _ints(attrs.padding)  # top, left, bottom, right
             if post is None or pad[0] != pad[2] or pad[1] != pad[3]:
+                return orig
+            sig = _tvm_convs.signature(c, m[x])
+            if _tvm_convs.wants_tvm(sig, threads, c):  # the tuned TVM kernel was measured faster
+                _tvm_convs.record_left(sig, c, m[b] if has_bias else None, func,
+                                       m[base_of[has_bias]])
                 return orig
             unary, scalars, algorithm = post
             handle = _prepack_conv(m[w].value, bias, [pad[0], pad[1]], _ints(attrs.strides),
@@ -223,9 +230,11 @@ def _rewrite_matmuls(func, stats):
 def offload_to_onednn(mod, _ctx):
     _globals()
     stats = {"conv2d": 0, "linear": 0, "matmul": 0}
+    target = tvm.target.Target.current()
+    threads = int(target.attrs.get("num-cores", 1)) if target is not None else 1
     for gv, func in list(mod.functions.items()):
         if isinstance(func, relax.Function):
-            func = _rewrite_convs(func, stats)
+            func = _rewrite_convs(func, stats, threads)
             func = _rewrite_matmuls(func, stats)
             mod[gv] = func
     return mod

@@ -20,6 +20,7 @@ measured kernel choices, in a database directory (_tuning describes the layout).
 """
 from __future__ import annotations
 
+import copy
 import json
 import os
 import sys
@@ -80,11 +81,68 @@ class TuneReport:
 
 
 def _script(module, inputs):
-    if isinstance(module, torch.jit.ScriptModule | torch.jit.ScriptFunction):
+    if isinstance(module, torch.jit.ScriptModule):
+        return copy.deepcopy(module)  # a fresh graph executor: it compiles again
+    if isinstance(module, torch.jit.ScriptFunction):
         return module
     if isinstance(module, torch.nn.Module):
         module = module.eval()
     return torch.jit.trace(module, tuple(inputs))
+
+
+def _collect_candidates(module, inputs, work_dir: Path, scope: str):
+    """Compile the model with the convs in `scope` left to TVM (_tvm_convs).
+    Returns (captured modules, [(Sig, conv, bias, chain)] one per distinct conv)."""
+    from . import _tvm_convs  # noqa: PLC0415
+    with _tvm_convs._lock:
+        _tvm_convs.leave_to_tvm, _tvm_convs._left = _tvm_convs.in_scope(scope), []
+    try:
+        captured, _ = _collect(module, inputs, work_dir)
+    finally:
+        with _tvm_convs._lock:
+            left, _tvm_convs.leave_to_tvm, _tvm_convs._left = _tvm_convs._left, None, None
+    seen, convs = set(), []
+    for sig, conv, bias, chain in left:
+        ident = (sig, bias is not None, tuple(c.op.name for c, _ in chain))
+        if ident not in seen:
+            seen.add(ident)
+            convs.append((sig, conv, bias, chain))
+    return captured, convs
+
+
+def _choose_convs(convs, work_dir: Path, target) -> dict:
+    """Per conv left to TVM: oneDNN against the tuned TVM kernel, on a module
+    of the conv and the chain after it, compiled both ways, timed interleaved."""
+    from tvm import relax  # noqa: PLC0415
+
+    from . import _build, _tvm_convs  # noqa: PLC0415
+    from ._aten_choice import _best_of_interleaved  # noqa: PLC0415
+    threads = int(target.attrs.get("num-cores", 1))
+    choices = {}
+    for sig, conv, bias, chain in convs:
+        mod = _tvm_convs.mini_module(sig, conv, bias, chain)
+        fns, owners = [], []
+        for kernel in ("onednn", "tvm"):
+            with _tuning._lock:
+                _tuning._exclusive = [str(work_dir)]
+                _tvm_convs.leave_to_tvm = (lambda _s: False) if kernel == "onednn" \
+                    else (lambda _s: True)
+            try:
+                ex, owner = _build.build_relax(mod, str(target), 3)
+            finally:
+                with _tuning._lock:
+                    _tuning._exclusive, _tvm_convs.leave_to_tvm = None, None
+            fns.append(relax.VirtualMachine(ex, tvm.cpu())["main"])
+            owners.append(owner)
+        x = _tvm_convs.random_input(sig)
+        onednn_us, tvm_us = _best_of_interleaved([(f, [x]) for f in fns], rounds=7, per_round=5)
+        kernel = "tvm" if tvm_us < _tvm_convs._MARGIN * onednn_us else "onednn"
+        choices[sig.key(threads)] = {
+            "op": "conv2d", "shape": [sig.n, sig.h, sig.w, sig.c, sig.k],
+            "kernel_size": [sig.kh, sig.kw], "stride": list(sig.stride), "groups": sig.groups,
+            "epilogue": [c.op.name.split(".")[-1] for c, _ in chain], "threads": threads,
+            "times_us": {"onednn": onednn_us, "tvm": tvm_us}, "kernel": kernel}
+    return choices
 
 
 def _collect(module, inputs, work_dir: Path):
@@ -179,9 +237,12 @@ def _tasks(captured):
                 if why != "hand-written kernel":
                     skipped[task.task_name] = why
                 continue
-            for other, _ in out:
+            for i, (other, other_target) in enumerate(out):
                 if tvm_ffi.structural_equal(other.mod, task.mod):
-                    other.weight = int(other.weight) + int(task.weight)
+                    out[i] = (ms.ExtractedTask(other.task_name, other.mod, other.target,
+                                               list(other.dispatched),
+                                               int(other.weight) + int(task.weight)),
+                              other_target)
                     break
             else:
                 out.append((task, target))
@@ -382,7 +443,7 @@ def _merge_choices(work_dir: Path, choices: dict) -> dict:
 def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: float | None = None,
          *, max_trials_per_task: int | None = None, cost_model: str = "random",
          num_trials_per_iter: int = 16, progress: bool = True, seed: int | None = None,
-         name: str | None = None) -> TuneReport:
+         name: str | None = None, tvm_convs: str = "depthwise") -> TuneReport:
     """Tune `module` for `example_inputs` on this host into the database `work_dir`.
 
     `trials` bounds the MetaSchedule trials over all tasks and runs (a second
@@ -392,6 +453,9 @@ def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: fl
     after that many seconds (the pruning after it takes a few more).
     `cost_model`: "random" (the default: measured against "mlp" on this
     project's models, see BENCHMARKS.md), "mlp" or "xgb" (needs xgboost).
+    `tvm_convs`: which convs also get a tuned TVM kernel as a candidate beside
+    oneDNN, chosen per conv by measurement ("depthwise", "all" or "none";
+    _tvm_convs.py).
     Apply the result with enable(tuning_db=work_dir), TORCH_TVM_TUNING_DB or
     `with torch_tvm.tuning_database(work_dir):`.
     """
@@ -403,6 +467,10 @@ def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: fl
     if cost_model not in COST_MODELS:
         raise ValueError(f"torch_tvm.tune: cost_model must be one of {COST_MODELS}, "
                          f"not {cost_model!r}")
+    from . import _tvm_convs  # noqa: PLC0415
+    if tvm_convs not in _tvm_convs.SCOPES:
+        raise ValueError(f"torch_tvm.tune: tvm_convs must be one of {_tvm_convs.SCOPES}, "
+                         f"not {tvm_convs!r}")
     if time_budget_s is not None and not time_budget_s > 0:
         raise ValueError(f"torch_tvm.tune: time_budget_s must be > 0, got {time_budget_s}")
     if not isinstance(example_inputs, (list, tuple)):
@@ -416,6 +484,10 @@ def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: fl
     start = time.monotonic()
     captured, choices = _collect(module, example_inputs, work_dir)
     report = TuneReport(str(work_dir), choices=_merge_choices(work_dir, choices))
+    convs = []
+    if tvm_convs != "none":
+        more, convs = _collect_candidates(module, example_inputs, work_dir, tvm_convs)
+        captured = captured + more
     tasks, report.skipped = _tasks(captured)
     _import_tensor_intrin()
     db = _search_db(work_dir)
@@ -428,6 +500,9 @@ def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: fl
     else:
         report.stopped_by = "no TVM kernels to tune"
     report.tasks = _prune(tasks, db, work_dir)
+    if convs:
+        conv_choices = _choose_convs(convs, work_dir, captured[0][1])
+        report.choices.update(_merge_choices(work_dir, conv_choices))
     report.seconds = time.monotonic() - start
     if progress:
         print(report, file=sys.stderr)

@@ -53,7 +53,10 @@ _exclusive: list[str] | None = None  # tune(): only its own work_dir applies
 _opened: dict[tuple, "TuningDatabase"] = {}
 _warned: set[str] = set()
 # Counters since the process started (stats()["tuning"]).
-counters = {"tuned_kernels_applied": 0, "choices_from_database": 0}
+# tvm_convs: convs compiled as tuned TVM kernels by a database choice (_tvm_convs);
+# tvm_conv_misses: builds redone on oneDNN because such a conv had no record.
+counters = {"tuned_kernels_applied": 0, "choices_from_database": 0, "tvm_convs": 0,
+            "tvm_conv_misses": 0}
 # Choices used by compiles while tune() collects (key -> entry), else None.
 _collecting: dict[str, dict] | None = None
 # Modules (before the schedules) compiled while tune() collects, with their target.
@@ -195,6 +198,11 @@ def note_choice(key: str, entry: dict):
     with _lock:
         if _collecting is not None:
             _collecting[key] = {k: v for k, v in entry.items() if k != "source"}
+
+
+def count(name: str, n: int = 1):
+    with _lock:
+        counters[name] += n
 
 
 def capture(mod, target):
