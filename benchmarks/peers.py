@@ -25,7 +25,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 # enabled (torch_tvm is last), so torch_tvm's TorchScript pass never touches their
 # plans; the profiling executor caches the plan it optimises on the 2nd call.
 PEER_ORDER = ["eager", "ts_default", "ts_freeze", "inductor", "onnxruntime", "openvino",
-              "relax_dynamo", "torch_tvm_direct", "torch_tvm"]
+              "relax_dynamo", "torch_tvm_untuned", "torch_tvm"]
 PEER_LABELS = {
     "eager": "eager PyTorch",
     "ts_default": "TorchScript (trace)",
@@ -34,8 +34,8 @@ PEER_LABELS = {
     "onnxruntime": "onnxruntime",
     "openvino": "torch.compile openvino",
     "relax_dynamo": "TVM relax_dynamo",
-    "torch_tvm_direct": "torch_tvm, winograd='off' (oneDNN for every conv)",
-    "torch_tvm": "torch_tvm",
+    "torch_tvm_untuned": "torch_tvm untuned (shipped_tuning=False: no tuning database)",
+    "torch_tvm": "torch_tvm tuned (the database shipped for this CPU, when one matches)",
 }
 
 
@@ -447,6 +447,9 @@ class TorchTVM(Peer):
         info["prep_calls"] = self.prep_calls
         # oneDNN or Winograd per 3x3 stride-1 conv shape, with the times that chose it
         info["conv_choices"] = torch_tvm._winograd.decisions()
+        # oneDNN or the tuned TVM kernel per conv (tuning database), and the databases
+        info["tvm_conv_choices"] = torch_tvm._tvm_convs.decisions()
+        info["tuning"] = torch_tvm.stats()["tuning"]
         self.tvm_info = info
         note = (f"{info['groups']} TVM group(s), {info['group_ops']} op(s) in TVM, "
                 f"compile {info['compile_seconds']:.1f} s")
@@ -465,11 +468,12 @@ class TorchTVM(Peer):
         return super().call()
 
 
-class TorchTVMDirect(TorchTVM):
-    """torch_tvm without Winograd: today's kernels before the measured choice."""
-    key = "torch_tvm_direct"
-    options = {"winograd": "off"}
+class TorchTVMUntuned(TorchTVM):
+    """torch_tvm without a tuning database: default schedules, oneDNN for every
+    conv but the 3x3 stride-1 ones measured faster as Winograd at first compile."""
+    key = "torch_tvm_untuned"
+    options = {"shipped_tuning": False}
 
 
 PEER_CLASSES = {c.key: c for c in (Eager, TSDefault, TSFreeze, Inductor, OnnxRuntime,
-                                   OpenVINO, RelaxDynamo, TorchTVMDirect, TorchTVM)}
+                                   OpenVINO, RelaxDynamo, TorchTVMUntuned, TorchTVM)}

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import datetime as dt
+import glob
+import json
 import os
 import platform
 import subprocess
@@ -15,7 +17,7 @@ PACKAGES = ["torch", "torchvision", "apache-tvm", "apache-tvm-ffi", "torch_tvm",
             "onnx", "onnxruntime", "onnxscript", "openvino", "transformers", "matplotlib"]
 SHORT = {"eager": "eager", "ts_default": "TS", "ts_freeze": "TS freeze+ofi",
          "inductor": "inductor", "onnxruntime": "ORT", "openvino": "OpenVINO",
-         "relax_dynamo": "relax_dynamo", "torch_tvm_direct": "torch_tvm wino off",
+         "relax_dynamo": "relax_dynamo", "torch_tvm_untuned": "torch_tvm untuned",
          "torch_tvm": "torch_tvm"}
 
 
@@ -152,7 +154,7 @@ def environment() -> dict:
 
 COLORS = {"eager": "#7f7f7f", "ts_default": "#000000", "ts_freeze": "#8c564b",
           "inductor": "#1f77b4", "onnxruntime": "#ff7f0e", "openvino": "#9467bd",
-          "relax_dynamo": "#2ca02c", "torch_tvm_direct": "#e377c2", "torch_tvm": "#d62728"}
+          "relax_dynamo": "#2ca02c", "torch_tvm_untuned": "#e377c2", "torch_tvm": "#d62728"}
 
 
 def chart(results: list[dict], path: str) -> bool:
@@ -264,6 +266,66 @@ def _conv_choices(w, rows):
     w("")
 
 
+def _tvm_conv_choices(w, rows):
+    """Per conv with a tuned TVM candidate (the tuning database's measured choice,
+    torch_tvm/_tvm_convs.py): oneDNN's time, the tuned TVM kernel's, the winner."""
+    lines, dbs = [], []
+    for r in rows:
+        info = ((r.get("peers") or {}).get("torch_tvm") or {}).get("torch_tvm") or {}
+        tuning = info.get("tuning") or {}
+        dbs.append(f"| {cfg_name(r)} | {', '.join(os.path.relpath(d, ROOT) for d in tuning.get('databases', [])) or 'none for this CPU'} | "
+                   f"{tuning.get('tuned_kernels_applied', 0)} | {tuning.get('choices_from_database', 0)} | "
+                   f"{tuning.get('tvm_convs', 0)} | {tuning.get('tvm_conv_misses', 0)} |")
+        for c in info.get("tvm_conv_choices") or []:
+            if c.get("threads") != r["threads"]:
+                continue
+            n, h, wd, ci, k = c["shape"]
+            t = c.get("times_us", {})
+            kh, kw = c["kernel_size"]
+            chain = "+".join(c.get("epilogue", [])) or "-"
+            lines.append(f"| {cfg_name(r)} | {kh}x{kw} s{c['stride'][0]} g{c['groups']} "
+                         f"{n}x{h}x{wd}x{ci} -> {k} | {chain} | {t.get('onednn', 0):.0f} | "
+                         f"{t.get('tvm', 0):.0f} | {c['kernel']} |")
+    if dbs:
+        w("## Tuning databases applied (torch_tvm tuned)\n")
+        w("Counts are per benchmark process (both torch_tvm peers share it). The databases "
+          "are built by `benchmarks/tune_shipped.py`; see the tuning times below.\n")
+        w("| config | databases | tuned TVM kernels applied | kernel choices from the "
+          "database | convs on tuned TVM kernels | TVM conv builds redone on oneDNN |")
+        w("|---|---|---:|---:|---:|---:|")
+        for line in dbs:
+            w(line)
+        w("")
+    times = []
+    for path in sorted(glob.glob(os.path.join(ROOT, "torch_tvm", "tuning_dbs", "*", "times.json"))):
+        cpu = os.path.basename(os.path.dirname(path))
+        for model, t in sorted(json.load(open(path)).items()):
+            times.append(f"| {cpu} | {model} | {t['seconds'] / 60:.1f} | {t['runs']} | "
+                         f"{t['trials']} | {t.get('tasks', '?')} | {t.get('tuned_kernels', '?')} | "
+                         f"{t.get('choices', '?')} |")
+    if times:
+        w("## Tuning time of the shipped databases\n")
+        w("`benchmarks/tune_shipped.py` (torch_tvm.tune at batch 1, 2 threads), summed over "
+          "its runs (a run continues the previous one).\n")
+        w("| CPU | model | tuning time (min) | runs | MetaSchedule trials | tasks | "
+          "tuned kernels kept | kernel choices |")
+        w("|---|---|---:|---:|---:|---:|---:|---:|")
+        for line in times:
+            w(line)
+        w("")
+    if lines:
+        w("## Kernel choice per conv with a tuned TVM candidate (torch_tvm tuned)\n")
+        w("Measured by `torch_tvm.tune` on the conv and the elementwise chain after it "
+          "(oneDNN runs the conv and bias, TVM the chain; the TVM kernel fuses all of it), "
+          "best of 7 rounds of 5 calls, interleaved. TVM must be 5% faster.\n")
+        w("| config | conv (NHWC input -> out channels) | fused chain | oneDNN (us) | "
+          "tuned TVM (us) | chosen |")
+        w("|---|---|---|---:|---:|---|")
+        for line in lines:
+            w(line)
+        w("")
+
+
 def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
     env, st = meta["env"], meta["settings"]
     rows = [r for r in results if r.get("kind") == "model"]
@@ -320,6 +382,7 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
             p.get("first_call_s") if p.get("status") == "ok" else None, lambda v: fmt(v, ".1f")))
 
     _conv_choices(w, rows)
+    _tvm_conv_choices(w, rows)
 
     if over:
         w("## torch_tvm fixed overhead of a tiny group call\n")

@@ -58,7 +58,8 @@ class TuneReport:
     skipped: dict = field(default_factory=dict)   # task name -> why MetaSchedule cannot take it
     trials_run: int = 0
     seconds: float = 0.0
-    stopped_by: str = ""    # "trials", "time budget", "done before" or "interrupted"
+    stopped_by: str = ""    # "trials", "time budget", "search space exhausted", "done before",
+    #                         "interrupted" or "no TVM kernels to tune"
 
     def __str__(self) -> str:
         lines = [f"torch_tvm.tune: {self.work_dir}: {len(self.tasks)} task(s), "
@@ -350,6 +351,10 @@ def _search(tasks, db, work_dir: Path, trials: int, per_task: int, time_budget_s
                       num_trials_per_iter=trials_per_iter, builder=_in_process_builder(),
                       database=db, cost_model=cost_model,
                       measure_callbacks=callbacks)
+        if state["stop"] == "trials" and state["run"] < left:
+            # MetaSchedule stops a task when its search finds no candidate it has
+            # not measured: elementwise kernels have only a few schedules.
+            state["stop"] = "search space exhausted"
     except KeyboardInterrupt:
         state["stop"] = "interrupted"
     finally:

@@ -17,6 +17,8 @@ from tvm.s_tir import meta_schedule as ms
 import torch_tvm
 from torch_tvm import _tuning, _tvm_convs
 
+from test_tuning import _run  # noqa: E402 - tests/compile is on sys.path (pytest rootdir)
+
 
 @pytest.fixture(autouse=True)
 def _clean():
@@ -48,14 +50,6 @@ def _randomise(m):
         m.bn.weight.uniform_(0.5, 1.5)
         m.bn.bias.uniform_(-0.5, 0.5)
     return m.eval()
-
-
-def _run(m, x):
-    s = torch.jit.trace(m, [x])
-    with torch.no_grad():
-        for _ in range(3):
-            out = s(x)
-    return out
 
 
 @pytest.mark.parametrize("c,kernel,stride,padding,dilation,batch", [
