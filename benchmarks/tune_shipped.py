@@ -58,11 +58,14 @@ def main() -> int:
         model, x, _ = models.build(name, 1)
         work_dir = os.path.join(work_root, name)
         start = time.monotonic()
-        report = torch_tvm.tune(model, [x], work_dir, trials=args.trials,
-                                time_budget_s=args.time_budget, name=name)
-        took = time.monotonic() - start
         entry = times.setdefault(name, {"seconds": 0.0, "trials": 0, "runs": 0})
-        entry["seconds"] += took
+        try:
+            report = torch_tvm.tune(model, [x], work_dir, trials=args.trials,
+                                    time_budget_s=args.time_budget, name=name)
+        finally:  # a failed run's search time counts too (its records are kept)
+            took = time.monotonic() - start
+            entry["seconds"] += took
+            json.dump(times, open(times_file, "w"), indent=1, sort_keys=True)
         entry["trials"] = sum(t.trials for t in report.tasks)
         entry["runs"] += 1
         entry["tasks"] = len(report.tasks)

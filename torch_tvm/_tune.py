@@ -263,6 +263,10 @@ def _trials_done(db, task) -> int:
     return len(db.get_top_k(db.commit_workload(task.mod), 1 << 30))
 
 
+class _TimeBudget(Exception):
+    """Raised by the progress callback to stop the search at the time budget."""
+
+
 def _in_process_builder():
     """A MetaSchedule builder that compiles the candidates in this process.
 
@@ -326,12 +330,12 @@ def _search(tasks, db, work_dir: Path, trials: int, per_task: int, time_budget_s
                 bar.update(len(candidates))
                 bar.set_postfix_str(f"task {tasks[todo[task_id]][0].task_name[:30]}")
             if time_budget_s is not None and time.monotonic() - start > time_budget_s:
+                # Raised through the task scheduler, which stops. Terminating the
+                # tasks from here instead makes the scheduler fail its own
+                # TerminateTask check later. The records are committed already
+                # (the default callbacks run before this one).
                 state["stop"] = "time budget"
-                for i in range(len(todo)):
-                    try:
-                        scheduler.terminate_task(i)
-                    except tvm.error.InternalError:
-                        pass  # that task had already finished
+                raise _TimeBudget
 
     targets = {str(t) for _, t in tasks}
     if len(targets) != 1:
@@ -357,6 +361,9 @@ def _search(tasks, db, work_dir: Path, trials: int, per_task: int, time_budget_s
             state["stop"] = "search space exhausted"
     except KeyboardInterrupt:
         state["stop"] = "interrupted"
+    except Exception:  # noqa: BLE001 - _TimeBudget comes back through TVM's FFI
+        if state["stop"] != "time budget":
+            raise
     finally:
         if bar is not None:
             bar.close()

@@ -27,6 +27,7 @@ Groups already compiled keep their code: a database applies at the next compile.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import os
 import threading
@@ -63,15 +64,20 @@ _collecting: dict[str, dict] | None = None
 _captured: list | None = None
 
 
-def host_key() -> dict:
-    """This host, as a database key."""
+@functools.lru_cache(maxsize=1)
+def _host_key() -> str:
     from tvm.target import codegen  # noqa: PLC0415
 
     from ._targets import _X86_FLAGS, _host_flags  # noqa: PLC0415
     flags = _host_flags() or set()
-    return {"format": FORMAT, "mcpu": codegen.llvm_get_system_cpu(),
-            "isa": sorted(f for f, flag in _X86_FLAGS.items() if flag in flags),
-            "cores": os.cpu_count(), "tvm": tvm.__version__}
+    return json.dumps({"format": FORMAT, "mcpu": codegen.llvm_get_system_cpu(),
+                       "isa": sorted(f for f, flag in _X86_FLAGS.items() if flag in flags),
+                       "cores": os.cpu_count(), "tvm": tvm.__version__})
+
+
+def host_key() -> dict:
+    """This host, as a database key (read once per process)."""
+    return json.loads(_host_key())
 
 
 def mismatch(key: dict, host: dict) -> str | None:
