@@ -273,7 +273,9 @@ def _tvm_conv_choices(w, rows):
     for r in rows:
         info = ((r.get("peers") or {}).get("torch_tvm") or {}).get("torch_tvm") or {}
         tuning = info.get("tuning") or {}
-        dbs.append(f"| {cfg_name(r)} | {', '.join(os.path.relpath(d, ROOT) for d in tuning.get('databases', [])) or 'none for this CPU'} | "
+        names = [("shipped " + "/".join(d.split(os.sep)[-2:])) if "tuning_dbs" in d else d
+                 for d in tuning.get("databases", [])]
+        dbs.append(f"| {cfg_name(r)} | {', '.join(names) or 'none for this CPU'} | "
                    f"{tuning.get('tuned_kernels_applied', 0)} | {tuning.get('choices_from_database', 0)} | "
                    f"{tuning.get('tvm_convs', 0)} | {tuning.get('tvm_conv_misses', 0)} |")
         for c in info.get("tvm_conv_choices") or []:
@@ -317,7 +319,10 @@ def _tvm_conv_choices(w, rows):
         w("## Kernel choice per conv with a tuned TVM candidate (torch_tvm tuned)\n")
         w("Measured by `torch_tvm.tune` on the conv and the elementwise chain after it "
           "(oneDNN runs the conv and bias, TVM the chain; the TVM kernel fuses all of it), "
-          "best of 7 rounds of 5 calls, interleaved. TVM must be 5% faster.\n")
+          "best of 7 rounds of 5 calls, interleaved. TVM must be 5% faster. Only depthwise "
+          "convs get a TVM candidate by default (`tvm_convs=\"depthwise\"`); the 1x1 and "
+          "dense convs run on oneDNN (and 3x3 stride-1 dense convs may run as Winograd, "
+          "table above). One row per distinct conv and chain.\n")
         w("| config | conv (NHWC input -> out channels) | fused chain | oneDNN (us) | "
           "tuned TVM (us) | chosen |")
         w("|---|---|---|---:|---:|---|")

@@ -225,13 +225,14 @@ def _tunable(task) -> str | None:
     return None
 
 
-def _tasks(captured):
-    """MetaSchedule tasks of every captured module, deduplicated. Returns
-    ([(ExtractedTask, target)], {task name: why it is left out})."""
+def _tasks(captured, candidates=()):
+    """MetaSchedule tasks of every captured module, deduplicated (weights summed
+    over the model's groups); the candidate compile (TVM convs) adds only its
+    new tasks. Returns ([(ExtractedTask, target)], {task name: why it is left out})."""
     from tvm.s_tir import meta_schedule as ms  # noqa: PLC0415
     out: list = []
     skipped: dict[str, str] = {}
-    for mod, target in captured:
+    for (mod, target), extra in [(c, False) for c in captured] + [(c, True) for c in candidates]:
         for task in ms.relax_integration.extract_tasks(mod, target):
             why = _tunable(task)
             if why is not None:
@@ -240,6 +241,8 @@ def _tasks(captured):
                 continue
             for i, (other, other_target) in enumerate(out):
                 if tvm_ffi.structural_equal(other.mod, task.mod):
+                    if extra:
+                        break  # the same kernel as in the model's own compile
                     out[i] = (ms.ExtractedTask(other.task_name, other.mod, other.target,
                                                list(other.dispatched),
                                                int(other.weight) + int(task.weight)),
@@ -463,8 +466,9 @@ def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: fl
     `max_trials_per_task` (default: trials spread over the tasks, at least
     num_trials_per_iter) bounds each task; `time_budget_s` stops the search
     after that many seconds (the pruning after it takes a few more).
-    `cost_model`: "random" (the default: measured against "mlp" on this
-    project's models, see BENCHMARKS.md), "mlp" or "xgb" (needs xgboost).
+    `cost_model`: "random" (the default), "mlp" (crashed in TVM 0.27's
+    mlp_model.lambda_rank_loss on a batch of one candidate, see README) or
+    "xgb" (needs xgboost, not installed).
     `tvm_convs`: which convs also get a tuned TVM kernel as a candidate beside
     oneDNN, chosen per conv by measurement ("depthwise", "all" or "none";
     _tvm_convs.py).
@@ -496,11 +500,10 @@ def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: fl
     start = time.monotonic()
     captured, choices = _collect(module, example_inputs, work_dir)
     report = TuneReport(str(work_dir), choices=_merge_choices(work_dir, choices))
-    convs = []
+    convs, more = [], []
     if tvm_convs != "none":
         more, convs = _collect_candidates(module, example_inputs, work_dir, tvm_convs)
-        captured = captured + more
-    tasks, report.skipped = _tasks(captured)
+    tasks, report.skipped = _tasks(captured, more)
     _import_tensor_intrin()
     db = _search_db(work_dir)
     per_task = max_trials_per_task or max(num_trials_per_iter, -(-trials // max(len(tasks), 1)))
