@@ -54,10 +54,12 @@ _exclusive: list[str] | None = None  # tune(): only its own work_dir applies
 _opened: dict[tuple, "TuningDatabase"] = {}
 _warned: set[str] = set()
 # Counters since the process started (stats()["tuning"]).
+# choices_from_database: distinct kernel choices taken from a database;
 # tvm_convs: convs compiled as tuned TVM kernels by a database choice (_tvm_convs);
 # tvm_conv_misses: builds redone on oneDNN because such a conv had no record.
 counters = {"tuned_kernels_applied": 0, "choices_from_database": 0, "tvm_convs": 0,
             "tvm_conv_misses": 0}
+_counted_choices: set[str] = set()
 # Choices used by compiles while tune() collects (key -> entry), else None.
 _collecting: dict[str, dict] | None = None
 # Modules (before the schedules) compiled while tune() collects, with their target.
@@ -194,7 +196,9 @@ def lookup_choice(key: str) -> dict | None:
         entry = db.choices.get(key)
         if entry is not None:
             with _lock:
-                counters["choices_from_database"] += 1
+                if key not in _counted_choices:  # passes ask once per fusion pattern
+                    _counted_choices.add(key)
+                    counters["choices_from_database"] += 1
             return dict(entry, source="database")
     return None
 
