@@ -153,7 +153,8 @@ def _rewrite_convs(func, stats, threads):
             if post is None or pad[0] != pad[2] or pad[1] != pad[3]:
                 return orig
             sig = _tvm_convs.signature(c, m[x])
-            if _tvm_convs.wants_tvm(sig, threads, c):  # the tuned TVM kernel was measured faster
+            chain = lambda: _tvm_convs._chain(func, m[base_of[has_bias]])  # noqa: E731
+            if _tvm_convs.wants_tvm(sig, threads, c, chain):  # the tuned TVM kernel was faster
                 _tvm_convs.record_left(sig, c, m[b] if has_bias else None, func,
                                        m[base_of[has_bias]])
                 return orig

@@ -138,10 +138,10 @@ def _choose_convs(convs, work_dir: Path, target) -> dict:
         x = _tvm_convs.random_input(sig)
         onednn_us, tvm_us = _best_of_interleaved([(f, [x]) for f in fns], rounds=7, per_round=5)
         kernel = "tvm" if tvm_us < _tvm_convs._MARGIN * onednn_us else "onednn"
-        choices[sig.key(threads)] = {
+        choices[sig.key(threads, _tvm_convs.chain_names(chain))] = {
             "op": "conv2d", "shape": [sig.n, sig.h, sig.w, sig.c, sig.k],
             "kernel_size": [sig.kh, sig.kw], "stride": list(sig.stride), "groups": sig.groups,
-            "epilogue": [c.op.name.split(".")[-1] for c, _ in chain], "threads": threads,
+            "epilogue": _tvm_convs.chain_names(chain), "threads": threads,
             "times_us": {"onednn": onednn_us, "tvm": tvm_us}, "kernel": kernel}
     return choices
 

@@ -63,10 +63,13 @@ class Sig:
     def depthwise(self) -> bool:
         return self.groups > 1 and self.groups == self.c == self.k
 
-    def key(self, threads: int) -> str:
+    def key(self, threads: int, chain: list[str]) -> str:
+        """The choice's key: the conv and the names of the elementwise chain after
+        it, so that a choice only applies where the fused kernel is the tuned one."""
         return _tuning.choice_key("conv2d", [self.n, self.h, self.w, self.c, self.k, self.kh,
                                              self.kw, list(self.stride), list(self.pad),
-                                             list(self.dilation), self.groups], threads)
+                                             list(self.dilation), self.groups, list(chain)],
+                                  threads)
 
 
 def signature(conv, x) -> Sig | None:
@@ -93,13 +96,20 @@ def in_scope(scope: str):
     return lambda sig: False
 
 
-def wants_tvm(sig: Sig | None, threads: int, conv=None) -> bool:
-    """Whether OffloadToOneDNN leaves this conv to TVM."""
+def chain_names(chain) -> list[str]:
+    return [call.op.name.split(".")[-1] for call, _ in chain]
+
+
+def wants_tvm(sig: Sig | None, threads: int, conv=None, chain=None) -> bool:
+    """Whether OffloadToOneDNN leaves this conv to TVM. `chain()` gives the
+    elementwise chain after the conv (asked only when a database is consulted)."""
     if sig is None or getattr(_state, "disabled", False):
         return False
     if leave_to_tvm is not None:
         return bool(leave_to_tvm(sig))
-    key = sig.key(threads)
+    if not any(json_key_op(k) == "conv2d" for db in _tuning.active() for k in db.choices):
+        return False
+    key = sig.key(threads, chain_names(chain()))
     entry = _tuning.lookup_choice(key)
     if entry is None:
         return False
@@ -119,6 +129,10 @@ def take_left_count() -> int:
     n = len(getattr(_state, "left", ()))
     _state.left = set()
     return n
+
+
+def json_key_op(key: str) -> str:
+    return key[2:key.index('"', 2)] if key.startswith('["') else ""
 
 
 def record_left(sig: Sig, conv, bias, func, value):

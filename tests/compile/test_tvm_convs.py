@@ -115,11 +115,14 @@ def tuned(tmp_path_factory):
 def test_tune_measures_each_conv_choice(tuned):
     wd, report = tuned
     choices = json.loads((wd / _tuning.CHOICES_FILE).read_text())
-    (key, entry), = [(k, c) for k, c in choices.items() if json.loads(k)[0] == "conv2d"]
-    assert json.loads(key)[1][-1] == 16  # the depthwise conv; the 1x1 one stays oneDNN
-    assert entry["kernel"] in ("tvm", "onednn")
-    assert set(entry["times_us"]) == {"onednn", "tvm"}
-    assert entry["epilogue"][-2:] == ["maximum", "minimum"]  # relu6, fused into TVM's kernel
+    convs = [(k, c) for k, c in choices.items() if json.loads(k)[0] == "conv2d"]
+    assert convs
+    for key, entry in convs:  # one per fusion pattern the offload tried (with/without bias)
+        assert json.loads(key)[1][-2] == 16  # the depthwise conv; the 1x1 one stays oneDNN
+        assert json.loads(key)[1][-1] == entry["epilogue"]  # keyed on the fused chain too
+        assert entry["kernel"] in ("tvm", "onednn")
+        assert set(entry["times_us"]) == {"onednn", "tvm"}
+        assert entry["epilogue"][-2:] == ["maximum", "minimum"]  # relu6, fused in TVM's kernel
     assert any("conv2d" in t.name for t in report.tasks)
 
 
