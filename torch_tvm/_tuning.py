@@ -107,6 +107,7 @@ class TuningDatabase:
         self.key = json.loads(key_file.read_text())
         choices = path / CHOICES_FILE
         self.choices: dict[str, dict] = json.loads(choices.read_text()) if choices.is_file() else {}
+        self.choice_ops = {json.loads(k)[0] for k in self.choices}  # read once, asked per conv
         self._ms = None
 
     @property
@@ -201,6 +202,11 @@ def lookup_choice(key: str) -> dict | None:
                     counters["choices_from_database"] += 1
             return dict(entry, source="database")
     return None
+
+
+def has_choices_for(op: str) -> bool:
+    """Whether an active database holds a choice for `op`."""
+    return any(op in db.choice_ops for db in active())
 
 
 def note_choice(key: str, entry: dict):

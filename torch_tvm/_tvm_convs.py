@@ -107,7 +107,7 @@ def wants_tvm(sig: Sig | None, threads: int, conv=None, chain=None) -> bool:
         return False
     if leave_to_tvm is not None:
         return bool(leave_to_tvm(sig))
-    if not any(json_key_op(k) == "conv2d" for db in _tuning.active() for k in db.choices):
+    if not _tuning.has_choices_for("conv2d"):
         return False
     key = sig.key(threads, chain_names(chain()))
     entry = _tuning.lookup_choice(key)
@@ -129,10 +129,6 @@ def take_left_count() -> int:
     n = len(getattr(_state, "left", ()))
     _state.left = set()
     return n
-
-
-def json_key_op(key: str) -> str:
-    return key[2:key.index('"', 2)] if key.startswith('["') else ""
 
 
 def record_left(sig: Sig, conv, bias, func, value):
