@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3.11}
 
-DEB_PACKAGES="cmake g++ ccache libgtest-dev"
+DEB_PACKAGES="cmake g++ ccache libgtest-dev libdnnl-dev"
 if ! dpkg -s $DEB_PACKAGES >/dev/null 2>&1; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $DEB_PACKAGES >/dev/null

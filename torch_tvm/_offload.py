@@ -161,7 +161,7 @@ def _rewrite_convs(func, stats, threads):
             unary, scalars, algorithm = post
             handle = _prepack_conv(m[w].value, bias, [pad[0], pad[1]], _ints(attrs.strides),
                                    _ints(attrs.dilation), int(attrs.groups), _shape(m[x]),
-                                   unary, scalars, algorithm or "")
+                                   unary, scalars, algorithm or "", has_residual)
             stats["conv2d"] += 1
             out_ty = relax.TensorType(out_shape, "float32")
             if has_residual:

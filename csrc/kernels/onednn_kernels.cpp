@@ -1,7 +1,9 @@
 // Extern kernels that TVM-compiled graphs call for their heavy ops: 2d
-// convolution and linear through the oneDNN inside PyTorch, reached with the
-// dispatcher (the same mkldnn:: ops Inductor uses), so they share PyTorch's
-// OpenMP pool and add no dependency.
+// convolution through a oneDNN primitive built once per conv
+// (kernels/dnnl/direct_conv.h), and linear through the oneDNN inside PyTorch,
+// reached with the dispatcher (the mkldnn:: ops Inductor uses). Both share
+// PyTorch's OpenMP pool. TORCH_TVM_CONV_KERNELS=aten sends convs to PyTorch's
+// mkldnn::_convolution_pointwise too, as before the direct path existed.
 //
 // Weights are prepacked once, at compile time, into oneDNN's blocked layout;
 // the compiled code refers to a packed weight by an integer handle. Tensors
@@ -11,8 +13,8 @@
 //
 // Registered tvm-ffi globals (called from the Relax VM by name):
 //   torch_tvm.kernels.conv2d_prepack(w_ohwi, bias|None, padding, stride, dilation,
-//                                    groups, input_nhwc_shape, unary, scalars, algorithm)
-//                                    -> handle
+//                                    groups, input_nhwc_shape, unary, scalars, algorithm,
+//                                    residual) -> handle (residual: for conv2d_add_nhwc*)
 //   torch_tvm.kernels.conv2d_nhwc(x_nhwc, handle) -> y_nhwc
 //   torch_tvm.kernels.conv2d_add_nhwc(x_nhwc, other_nhwc, handle) -> y_nhwc
 //   torch_tvm.kernels.conv2d_add_nhwc_inplace(x_nhwc, other_nhwc, handle)
@@ -30,11 +32,13 @@
 #include <tvm/ffi/reflection/registry.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <vector>
 
 #include "common/dlpack_bridge.h"
 #include "kernels/counters.h"
+#include "kernels/dnnl/direct_conv.h"
 
 namespace torch_tvm::kernels {
 
@@ -72,11 +76,27 @@ PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
 // A prepacked conv with its constant arguments already boxed: the per-call
 // stack is then a few refcount bumps, not list and string allocations.
 struct PackedConv {
+  // The direct oneDNN primitive (kernels/dnnl/direct_conv.h); null when the
+  // conv runs through PyTorch's op instead (TORCH_TVM_CONV_KERNELS=aten).
+  std::shared_ptr<dnnl_direct::Conv> direct;
+  bool residual = false;  // packed for conv2d_add_nhwc(_inplace)
   at::Tensor weight;  // oneDNN blocked layout
   c10::IValue bias, padding, stride, dilation, groups;
   c10::IValue unary_attr, unary_scalars, unary_algorithm;  // for the plain conv
   c10::IValue after_add_unary;                             // None or the post-add attr
+  std::vector<int64_t> input_nhwc;
 };
+
+// Convs go to the direct oneDNN primitive unless TORCH_TVM_CONV_KERNELS=aten
+// (PyTorch's mkldnn op, kept to compare against), read at each prepack.
+bool DirectConvs() {
+  const char* env = std::getenv("TORCH_TVM_CONV_KERNELS");
+  if (env == nullptr || std::string(env).empty() || std::string(env) == "onednn") return true;
+  if (std::string(env) == "aten") return false;
+  TVM_FFI_THROW(ValueError) << "torch_tvm: TORCH_TVM_CONV_KERNELS must be 'onednn' or 'aten', not '"
+                            << env << "'";
+  TVM_FFI_UNREACHABLE();
+}
 
 struct PackedLinear {
   at::Tensor weight;
@@ -201,10 +221,40 @@ ffi::Tensor TorchToNhwc(at::Tensor y) {
   return ToTvm(nhwc);
 }
 
+// x must be the contiguous NHWC float input the conv was packed for.
+void CheckDirectInput(const ffi::Tensor& x, const dnnl_direct::Conv& conv,
+                      const std::vector<int64_t>& input_nhwc) {
+  const DLTensor* t = x.GetDLTensorPtr();
+  bool ok = t->ndim == 4 && t->dtype.code == kDLFloat && t->dtype.bits == 32 &&
+            t->dtype.lanes == 1 && t->device.device_type == kDLCPU && x.IsContiguous();
+  for (int i = 0; ok && i < 4; ++i) ok = t->shape[i] == input_nhwc[i];
+  if (!ok) {
+    TVM_FFI_THROW(ValueError) << "torch_tvm: conv input does not match the shape it was "
+                                 "packed for";
+  }
+}
+
+const float* DataOf(const ffi::Tensor& x) {
+  return reinterpret_cast<const float*>(static_cast<const char*>(x.data_ptr()) + x.byte_offset());
+}
+
+at::Tensor EmptyNhwc(const dnnl_direct::Conv& conv) {
+  return at::empty(conv.output_nhwc(), at::TensorOptions().dtype(at::kFloat));
+}
+
 ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
   auto conv = Convs().Get(handle);
   GetCounters().conv2d++;
   c10::InferenceMode guard;
+  if (conv->direct) {
+    if (conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv packed for a residual add";
+    CheckDirectInput(x, *conv->direct, conv->input_nhwc);
+    at::Tensor y = EmptyNhwc(*conv->direct);
+    conv->direct->Run(DataOf(x),
+                      y.data_ptr<float>());
+    GetCounters().conv2d_direct++;
+    return ToTvm(y);
+  }
   return TorchToNhwc(CallOp(ConvOp(), {NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
                                        conv->stride, conv->dilation, conv->groups,
                                        conv->unary_attr, conv->unary_scalars,
@@ -221,6 +271,20 @@ ffi::Tensor Conv2dAdd(const ffi::Tensor& x, const ffi::Tensor& other, int64_t ha
   GetCounters().conv2d++;
   if (in_place) GetCounters().conv2d_in_place++;
   c10::InferenceMode guard;
+  if (conv->direct) {
+    if (!conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv not packed for an add";
+    CheckDirectInput(x, *conv->direct, conv->input_nhwc);
+    at::Tensor acc = FromTvm(other);
+    if (acc.sizes() != at::IntArrayRef(conv->direct->output_nhwc()) ||
+        acc.scalar_type() != at::kFloat) {
+      TVM_FFI_THROW(ValueError) << "torch_tvm: residual operand does not match the conv output";
+    }
+    if (!in_place || !acc.is_contiguous()) acc = acc.clone(at::MemoryFormat::Contiguous);
+    conv->direct->Run(DataOf(x),
+                      acc.data_ptr<float>());
+    GetCounters().conv2d_direct++;
+    return ToTvm(acc);
+  }
   at::Tensor acc = NhwcToTorch(other);
   if (!in_place) acc = acc.clone(at::MemoryFormat::ChannelsLast);
   return TorchToNhwc(CallOp(ConvAddInPlaceOp(),
@@ -234,11 +298,48 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
                       const ffi::Array<int64_t>& padding, const ffi::Array<int64_t>& stride,
                       const ffi::Array<int64_t>& dilation, int64_t groups,
                       const ffi::Array<int64_t>& input_nhwc, const ffi::String& unary,
-                      const ffi::Array<double>& unary_scalars, const ffi::String& algorithm) {
+                      const ffi::Array<double>& unary_scalars, const ffi::String& algorithm,
+                      bool residual) {
   c10::InferenceMode guard;
   PackedConv conv;
   at::Tensor w = FromTvm(w_ohwi).permute({0, 3, 1, 2}).contiguous();
   auto in = Vec(input_nhwc);
+  conv.input_nhwc = in;
+  conv.residual = residual;
+  if (DirectConvs()) {
+    dnnl_direct::ConvParams p;
+    p.input_nhwc = in;
+    p.weight_oihw = w.sizes().vec();
+    p.padding = Vec(padding);
+    p.stride = Vec(stride);
+    p.dilation = Vec(dilation);
+    p.groups = groups;
+    p.has_bias = bias.has_value();
+    p.sum = residual;
+    p.unary = std::string(unary);
+    p.scalars.assign(unary_scalars.begin(), unary_scalars.end());
+    p.algorithm = std::string(algorithm);
+    at::Tensor b = bias.has_value() ? FromTvm(*bias).contiguous() : at::Tensor();
+    if (w.scalar_type() != at::kFloat || (b.defined() && b.scalar_type() != at::kFloat)) {
+      TVM_FFI_THROW(TypeError) << "torch_tvm: oneDNN convs take float32 weights";
+    }
+    try {
+      conv.direct = dnnl_direct::Conv::Create(p, w.data_ptr<float>(),
+                                              b.defined() ? b.data_ptr<float>() : nullptr);
+    } catch (const std::runtime_error& e) {
+      TVM_FFI_THROW(RuntimeError) << e.what();
+    }
+    // The system oneDNN (2.6) has no direct kernel for grouped convs that are
+    // not depthwise: it picks an im2col+GEMM one, 2x slower than PyTorch's
+    // oneDNN and failing to execute with a residual sum. Those keep the ATen path.
+    if (conv.direct->implementation().find("gemm") == std::string::npos) {
+      GetCounters().prepacked++;
+      int64_t handle = Convs().Add(std::move(conv));
+      RecordConv(handle);
+      return handle;
+    }
+    conv.direct.reset();
+  }
   std::vector<int64_t> input_nchw = {in[0], in[3], in[1], in[2]};
   conv.padding = Vec(padding);
   conv.stride = Vec(stride);
@@ -343,6 +444,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         ffi::Map<ffi::String, int64_t> m;
         m.Set("conv2d_calls", c.conv2d.load());
         m.Set("conv2d_in_place_calls", c.conv2d_in_place.load());
+        m.Set("conv2d_direct_calls", c.conv2d_direct.load());
         m.Set("linear_calls", c.linear.load());
         m.Set("matmul_calls", c.matmul.load());
         m.Set("prepacked_weights", c.prepacked.load());

@@ -1,0 +1,179 @@
+#include "kernels/dnnl/direct_conv.h"
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace torch_tvm::kernels::dnnl_direct {
+
+namespace {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+// One stream per calling thread: a stream is not meant to be shared.
+dnnl::stream& Stream() {
+  thread_local dnnl::stream stream(Engine());
+  return stream;
+}
+
+// User-managed scratchpad, one growing buffer per calling thread: oneDNN's
+// library-managed one is shared between primitives unless built with
+// concurrent execution, so two compiled groups running on two threads could
+// clash in it.
+void* Scratch(size_t bytes) {
+  struct Buffer {
+    void* ptr = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(ptr); }
+  };
+  thread_local Buffer buf;
+  if (bytes > buf.size) {
+    std::free(buf.ptr);
+    size_t rounded = (bytes + 63) / 64 * 64;
+    buf.ptr = std::aligned_alloc(64, rounded);
+    if (buf.ptr == nullptr) throw std::bad_alloc();
+    buf.size = rounded;
+  }
+  return buf.ptr;
+}
+
+memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
+
+void AppendUnary(dnnl::post_ops& ops, const ConvParams& p) {
+  using alg = dnnl::algorithm;
+  const std::string& u = p.unary;
+  if (u == "none") return;
+  if (u == "relu") return ops.append_eltwise(1.f, alg::eltwise_relu, 0.f, 0.f);
+  if (u == "sigmoid") return ops.append_eltwise(1.f, alg::eltwise_logistic, 0.f, 0.f);
+  if (u == "tanh") return ops.append_eltwise(1.f, alg::eltwise_tanh, 0.f, 0.f);
+  if (u == "swish") return ops.append_eltwise(1.f, alg::eltwise_swish, 1.f, 0.f);
+  if (u == "gelu") {
+    if (p.algorithm == "tanh") return ops.append_eltwise(1.f, alg::eltwise_gelu_tanh, 0.f, 0.f);
+    if (p.algorithm.empty() || p.algorithm == "none")
+      return ops.append_eltwise(1.f, alg::eltwise_gelu_erf, 0.f, 0.f);
+  }
+  if (u == "hardtanh" && p.scalars.size() == 2) {
+    return ops.append_eltwise(1.f, alg::eltwise_clip, static_cast<float>(p.scalars[0]),
+                              static_cast<float>(p.scalars[1]));
+  }
+  throw std::runtime_error("torch_tvm: no oneDNN post-op for '" + u + "' (algorithm '" +
+                           p.algorithm + "')");
+}
+
+}  // namespace
+
+struct Conv::Impl {
+  dnnl::convolution_forward prim;
+  memory::desc src_md, dst_md, scratch_md;
+  memory weights, bias;
+  bool has_bias = false;
+  size_t scratch_bytes = 0;
+  std::vector<int64_t> out_nhwc;
+  std::string impl_name;
+};
+
+Conv::Conv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Conv::~Conv() = default;
+
+std::shared_ptr<Conv> Conv::Create(const ConvParams& p, const float* weights, const float* bias) {
+  try {
+    auto impl = std::make_unique<Impl>();
+    const auto& in = p.input_nhwc;
+    const auto& w = p.weight_oihw;
+    if (in.size() != 4 || w.size() != 4 || p.padding.size() != 2 || p.stride.size() != 2 ||
+        p.dilation.size() != 2 || p.groups < 1 || w[0] % p.groups != 0 ||
+        in[3] != w[1] * p.groups) {
+      throw std::runtime_error("torch_tvm: inconsistent convolution parameters");
+    }
+    int64_t oh = (in[1] + 2 * p.padding[0] - p.dilation[0] * (w[2] - 1) - 1) / p.stride[0] + 1;
+    int64_t ow = (in[2] + 2 * p.padding[1] - p.dilation[1] * (w[3] - 1) - 1) / p.stride[1] + 1;
+    if (oh < 1 || ow < 1) throw std::runtime_error("torch_tvm: empty convolution output");
+    impl->out_nhwc = {in[0], oh, ow, w[0]};
+    // oneDNN's logical dims are NCHW whatever the memory layout.
+    impl->src_md = memory::desc({in[0], in[3], in[1], in[2]}, dt::f32, tag::nhwc);
+    impl->dst_md = memory::desc({in[0], w[0], oh, ow}, dt::f32, tag::nhwc);
+    memory::dims wdims = p.groups == 1
+                             ? memory::dims{w[0], w[1], w[2], w[3]}
+                             : memory::dims{p.groups, w[0] / p.groups, w[1], w[2], w[3]};
+    memory::desc user_w(wdims, dt::f32, p.groups == 1 ? tag::oihw : tag::goihw);
+    memory::desc any_w(wdims, dt::f32, tag::any);
+    memory::desc bias_md({w[0]}, dt::f32, tag::x);
+
+    dnnl::post_ops ops;
+    if (p.sum) ops.append_sum(1.f);
+    AppendUnary(ops, p);
+    dnnl::primitive_attr attr;
+    attr.set_post_ops(ops);
+    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+
+    // oneDNN counts dilation from 0 (no gap); PyTorch from 1.
+    memory::dims dil{p.dilation[0] - 1, p.dilation[1] - 1};
+    memory::dims pad{p.padding[0], p.padding[1]};
+    auto desc = p.has_bias
+                    ? dnnl::convolution_forward::desc(
+                          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                          impl->src_md, any_w, bias_md, impl->dst_md, Dims(p.stride), dil, pad, pad)
+                    : dnnl::convolution_forward::desc(
+                          dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
+                          impl->src_md, any_w, impl->dst_md, Dims(p.stride), dil, pad, pad);
+    dnnl::convolution_forward::primitive_desc pd(desc, attr, Engine());
+    impl->prim = dnnl::convolution_forward(pd);
+    impl->impl_name = pd.impl_info_str();
+    impl->scratch_md = pd.scratchpad_desc();
+    impl->scratch_bytes = impl->scratch_md.get_size();
+
+    // The weights, reordered once into the layout the primitive wants.
+    memory src_w(user_w, Engine(), const_cast<float*>(weights));
+    impl->weights = memory(pd.weights_desc(), Engine());
+    dnnl::reorder(src_w, impl->weights).execute(Stream(), src_w, impl->weights);
+    if (p.has_bias) {
+      impl->bias = memory(bias_md, Engine());
+      std::memcpy(impl->bias.get_data_handle(), bias, sizeof(float) * w[0]);
+      impl->has_bias = true;
+    }
+    Stream().wait();
+    return std::shared_ptr<Conv>(new Conv(std::move(impl)));
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(std::string("torch_tvm: oneDNN convolution: ") + e.what());
+  }
+}
+
+const std::vector<int64_t>& Conv::output_nhwc() const { return impl_->out_nhwc; }
+
+std::string Conv::implementation() const { return impl_->impl_name; }
+
+void Conv::Run(const float* src, float* dst) const {
+  const Impl& m = *impl_;
+  auto& eng = Engine();
+  memory s(m.src_md, eng, const_cast<float*>(src));
+  memory d(m.dst_md, eng, dst);
+  std::unordered_map<int, memory> args{
+      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, m.weights}, {DNNL_ARG_DST, d}};
+  if (m.has_bias) args.emplace(DNNL_ARG_BIAS, m.bias);
+  if (m.scratch_bytes > 0) {
+    args.emplace(DNNL_ARG_SCRATCHPAD, memory(m.scratch_md, eng, Scratch(m.scratch_bytes)));
+  }
+  try {
+    m.prim.execute(Stream(), args);
+    Stream().wait();
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(std::string("torch_tvm: oneDNN convolution failed: ") + e.what());
+  }
+}
+
+std::string Version() {
+  const dnnl_version_t* v = dnnl_version();
+  return std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+         std::to_string(v->patch);
+}
+
+}  // namespace torch_tvm::kernels::dnnl_direct
