@@ -116,22 +116,18 @@ def test_residual_add_against_eager(read_again):
     assert in_place == (0 if read_again else total // 3)  # 3 convs per run, 1 add
 
 
-def test_grouped_conv_keeps_the_pytorch_op():
-    """For grouped, non-depthwise convs of 4 channels per group, oneDNN 2.6 has
-    only an im2col+GEMM kernel (which fails to execute with a sum post-op):
-    those keep PyTorch's op, residual add included."""
-    m = _Residual(32, False, groups=(8, 8, 8)).eval()
-    x = torch.randn(1, 32, 12, 12)
-    out, direct, total = _calls(m, x)
-    assert_outputs_close(out, m(x))
-    assert total > 0 and direct == 0
-
-
-def test_aten_path_matches(monkeypatch):
-    monkeypatch.setenv("TORCH_TVM_CONV_KERNELS", "aten")
-    m = _Residual(8, False).eval()
-    x = torch.randn(1, 8, 9, 9)
-    out, direct, total = _calls(m, x)
+@pytest.mark.parametrize("why", ["grouped", "aten_setting"])
+def test_pytorch_op_path_against_eager(why, monkeypatch):
+    """The convs that keep PyTorch's op: grouped, non-depthwise convs of 4
+    channels per group, for which oneDNN 2.6 has only an im2col+GEMM kernel
+    (which fails to execute with a sum post-op), and every conv under
+    TORCH_TVM_CONV_KERNELS=aten. Residual add included."""
+    if why == "grouped":
+        m, x = _Residual(32, False, groups=(8, 8, 8)), torch.randn(1, 32, 12, 12)
+    else:
+        monkeypatch.setenv("TORCH_TVM_CONV_KERNELS", "aten")
+        m, x = _Residual(8, False), torch.randn(1, 8, 9, 9)
+    out, direct, total = _calls(m.eval(), x)
     assert_outputs_close(out, m(x))
     assert total > 0 and direct == 0
 

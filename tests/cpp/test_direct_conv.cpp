@@ -1,0 +1,123 @@
+// The direct oneDNN convolution (csrc/kernels/dnnl/direct_conv.h) against a
+// naive reference convolution, with no torch or TVM in between.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <vector>
+
+#include "kernels/dnnl/direct_conv.h"
+
+namespace {
+
+using torch_tvm::kernels::dnnl_direct::Conv;
+using torch_tvm::kernels::dnnl_direct::ConvParams;
+
+std::vector<float> Random(size_t n, unsigned seed) {
+  std::mt19937 gen(seed);
+  std::uniform_real_distribution<float> dist(-1.f, 1.f);
+  std::vector<float> v(n);
+  for (float& x : v) x = dist(gen);
+  return v;
+}
+
+// NHWC input, OIHW weights, NHWC output; the output is added to when `sum`.
+void Reference(const ConvParams& p, const std::vector<float>& x, const std::vector<float>& w,
+               const float* bias, const std::vector<int64_t>& out, std::vector<float>& y) {
+  const auto& in = p.input_nhwc;
+  int64_t oc = p.weight_oihw[0], icg = p.weight_oihw[1], kh = p.weight_oihw[2],
+          kw = p.weight_oihw[3], ocg = oc / p.groups;
+  for (int64_t n = 0; n < out[0]; ++n)
+    for (int64_t oy = 0; oy < out[1]; ++oy)
+      for (int64_t ox = 0; ox < out[2]; ++ox)
+        for (int64_t o = 0; o < oc; ++o) {
+          double acc = bias ? bias[o] : 0.0;
+          int64_t g = o / ocg;
+          for (int64_t c = 0; c < icg; ++c)
+            for (int64_t ky = 0; ky < kh; ++ky)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                int64_t iy = oy * p.stride[0] - p.padding[0] + ky * p.dilation[0];
+                int64_t ix = ox * p.stride[1] - p.padding[1] + kx * p.dilation[1];
+                if (iy < 0 || iy >= in[1] || ix < 0 || ix >= in[2]) continue;
+                acc += double(x[((n * in[1] + iy) * in[2] + ix) * in[3] + g * icg + c]) *
+                       w[((o * icg + c) * kh + ky) * kw + kx];
+              }
+          float& dst = y[((n * out[1] + oy) * out[2] + ox) * oc + o];
+          dst = float(acc) + (p.sum ? dst : 0.f);
+          if (p.unary == "tanh") dst = std::tanh(dst);
+        }
+}
+
+void Check(ConvParams p) {
+  const auto& in = p.input_nhwc;
+  auto x = Random(in[0] * in[1] * in[2] * in[3], 1);
+  auto w = Random(p.weight_oihw[0] * p.weight_oihw[1] * p.weight_oihw[2] * p.weight_oihw[3], 2);
+  auto b = Random(p.weight_oihw[0], 3);
+  auto conv = Conv::Create(p, w.data(), p.has_bias ? b.data() : nullptr);
+  const auto& out = conv->output_nhwc();
+  auto y = Random(out[0] * out[1] * out[2] * out[3], 4);  // the residual when p.sum
+  auto expected = y;
+  Reference(p, x, w, p.has_bias ? b.data() : nullptr, out, expected);
+  conv->Run(x.data(), y.data());
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_NEAR(y[i], expected[i], 1e-4 * (1 + std::fabs(expected[i]))) << "at " << i;
+  }
+}
+
+ConvParams Params(std::vector<int64_t> in, std::vector<int64_t> w, int64_t stride, int64_t pad,
+                  int64_t dilation, int64_t groups, bool bias) {
+  ConvParams p;
+  p.input_nhwc = std::move(in);
+  p.weight_oihw = std::move(w);
+  p.stride = {stride, stride};
+  p.padding = {pad, pad};
+  p.dilation = {dilation, dilation};
+  p.groups = groups;
+  p.has_bias = bias;
+  return p;
+}
+
+TEST(DirectConv, DenseAgainstReference) {
+  Check(Params({1, 9, 9, 7}, {13, 7, 3, 3}, 1, 1, 1, 1, true));
+  Check(Params({3, 11, 10, 8}, {16, 8, 3, 3}, 2, 0, 1, 1, false));
+  Check(Params({2, 12, 12, 5}, {6, 5, 3, 3}, 1, 2, 2, 1, true));
+  Check(Params({1, 6, 6, 24}, {40, 24, 1, 1}, 1, 0, 1, 1, true));
+}
+
+TEST(DirectConv, DepthwiseAgainstReference) {
+  Check(Params({1, 10, 10, 13}, {13, 1, 3, 3}, 1, 1, 1, 13, true));
+  Check(Params({3, 9, 9, 16}, {16, 1, 3, 3}, 2, 1, 1, 16, false));
+}
+
+TEST(DirectConv, SumThenUnaryAgainstReference) {
+  auto p = Params({2, 8, 8, 8}, {8, 8, 3, 3}, 1, 1, 1, 1, true);
+  p.sum = true;
+  p.unary = "tanh";
+  Check(p);
+}
+
+TEST(DirectConv, OutputShape) {
+  auto conv = Conv::Create(Params({1, 10, 7, 4}, {6, 4, 3, 3}, 2, 1, 1, 1, false),
+                           Random(6 * 4 * 9, 1).data(), nullptr);
+  EXPECT_EQ(conv->output_nhwc(), (std::vector<int64_t>{1, 5, 4, 6}));
+  EXPECT_FALSE(conv->implementation().empty());
+}
+
+TEST(DirectConv, BadParametersThrow) {
+  std::vector<float> w(4 * 3 * 9, 0.f);
+  // Input channels do not match the weight's.
+  EXPECT_THROW(Conv::Create(Params({1, 5, 5, 5}, {4, 3, 3, 3}, 1, 0, 1, 1, false), w.data(),
+                            nullptr),
+               std::runtime_error);
+  // A kernel larger than the padded input.
+  EXPECT_THROW(Conv::Create(Params({1, 2, 2, 3}, {4, 3, 3, 3}, 1, 0, 1, 1, false), w.data(),
+                            nullptr),
+               std::runtime_error);
+  auto p = Params({1, 5, 5, 3}, {4, 3, 3, 3}, 1, 0, 1, 1, false);
+  p.unary = "mish";
+  EXPECT_THROW(Conv::Create(p, w.data(), nullptr), std::runtime_error);
+}
+
+}  // namespace
