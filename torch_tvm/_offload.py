@@ -86,10 +86,20 @@ def _fusable(m, orig, bindings):
 # oneDNN's relu and clip post-ops compute max(x, 0) / min(max(x, lo), hi)
 # with vmaxps/vminps, which return the non-NaN operand: a NaN conv output came
 # out 0 (or the bound) where eager's relu/clamp keep it. With keep_nan (the
-# default) these are not fused: they run as the next TVM kernel, which keeps
-# NaN (torch_tvm/_nan.py). sigmoid, tanh, swish and gelu propagate NaN.
+# default) they are fused as "relu_keep_nan" / "hardtanh_keep_nan" instead:
+# the kernel runs ATen's relu_/clamp_ on its output, in place, while it is
+# still in cache (csrc/kernels/onednn_kernels.cpp). sigmoid, tanh, swish and
+# gelu propagate NaN as oneDNN post-ops.
 NAN_DROPPING = frozenset({"relu", "hardtanh"})
 keep_nan = True
+
+
+def _nan_attr(attr):
+    return attr + "_keep_nan" if keep_nan and attr in NAN_DROPPING else attr
+
+
+def _either(op, a, b):
+    return is_op(op)(a, b) | is_op(op)(b, a)
 
 
 def _epilogues(base):
@@ -99,17 +109,18 @@ def _epilogues(base):
     """
     out = []
     for op_name, (attr, algo) in _UNARY.items():
-        if not (keep_nan and attr in NAN_DROPPING):
-            out.append((is_op(op_name)(base), lambda m, a=attr, g=algo: (a, [], g)))
-    if not keep_nan:
-        lo, hi = is_const(), is_const()
-        clamp = is_op("relax.minimum")(is_op("relax.maximum")(base, lo), hi)
+        out.append((is_op(op_name)(base), lambda m, a=_nan_attr(attr), g=algo: (a, [], g)))
+    # A clamp, as the converters emit it: the bound first when it keeps NaN.
+    lo, hi = is_const(), is_const()
+    clamp = _either("relax.minimum", _either("relax.maximum", base, lo), hi)
 
-        def hardtanh(m, lo=lo, hi=hi):
-            lo_v, hi_v = _scalar(m[lo]), _scalar(m[hi])
-            return None if lo_v is None or hi_v is None else ("hardtanh", [lo_v, hi_v], None)
+    def hardtanh(m, lo=lo, hi=hi):
+        lo_v, hi_v = _scalar(m[lo]), _scalar(m[hi])
+        if lo_v is None or hi_v is None or not lo_v <= hi_v:
+            return None
+        return (_nan_attr("hardtanh"), [lo_v, hi_v], None)
 
-        out.append((clamp, hardtanh))
+    out.append((clamp, hardtanh))
     out.append((base, lambda m: ("none", [], None)))
     return out
 
@@ -122,9 +133,8 @@ def _rewrite_convs(func, stats, threads):
     for base, has_bias in ((base_of[True], True), (base_of[False], False)):
         added = is_op("relax.add")(base, other) | is_op("relax.add")(other, base)
         # After a residual add oneDNN can apply relu (Inductor's fusion too).
-        if not keep_nan:
-            variants.append((is_op("relax.nn.relu")(added), has_bias, True,
-                             lambda m: ("relu", [], None)))
+        variants.append((is_op("relax.nn.relu")(added), has_bias, True,
+                         lambda m: (_nan_attr("relu"), [], None)))
         variants.append((added, has_bias, True, lambda m: ("none", [], None)))
         for pattern, epilogue in _epilogues(base):
             variants.append((pattern, has_bias, False, epilogue))

@@ -49,10 +49,26 @@ namespace {
 // A oneDNN unary post-op as the mkldnn ops spell it: attr ("none", "relu",
 // "hardtanh", "gelu", ...), its scalars (hardtanh bounds) and algorithm
 // (gelu: "none" or "tanh"; empty when unused).
+// A NaN-keeping relu or clamp run on a kernel's output, in place, while it is
+// still in cache. oneDNN's relu and clip post-ops turn NaN into 0 or a bound
+// (vmaxps/vminps), where eager keeps it; ATen's relu_/clamp_ are eager's own.
+struct KeepNanEpilogue {
+  enum Kind { kNone, kRelu, kClamp } kind = kNone;
+  double lo = 0, hi = 0;
+  void Apply(at::Tensor& y) const {
+    if (kind == kRelu) {
+      at::relu_(y);
+    } else if (kind == kClamp) {
+      at::clamp_(y, lo, hi);
+    }
+  }
+};
+
 struct PostOp {
   std::string attr = "none";
   std::vector<double> scalars;
   std::string algorithm;
+  KeepNanEpilogue epilogue;  // "relu_keep_nan" / "hardtanh_keep_nan": attr is "none"
 
   c10::IValue Scalars() const {
     c10::List<std::optional<c10::Scalar>> list;
@@ -70,6 +86,18 @@ PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
   p.attr = attr;
   p.scalars.assign(scalars.begin(), scalars.end());
   p.algorithm = algorithm;
+  if (p.attr == "relu_keep_nan") {
+    p.epilogue.kind = KeepNanEpilogue::kRelu;
+  } else if (p.attr == "hardtanh_keep_nan") {
+    if (p.scalars.size() != 2 || !(p.scalars[0] <= p.scalars[1])) {
+      TVM_FFI_THROW(ValueError) << "torch_tvm: hardtanh_keep_nan needs bounds lo <= hi";
+    }
+    p.epilogue = {KeepNanEpilogue::kClamp, p.scalars[0], p.scalars[1]};
+  } else {
+    return p;
+  }
+  p.attr = "none";
+  p.scalars.clear();
   return p;
 }
 
@@ -84,6 +112,7 @@ struct PackedConv {
   c10::IValue bias, padding, stride, dilation, groups;
   c10::IValue unary_attr, unary_scalars, unary_algorithm;  // for the plain conv
   c10::IValue after_add_unary;                             // None or the post-add attr
+  KeepNanEpilogue epilogue;                                // after everything else
   std::vector<int64_t> input_nhwc;
 };
 
@@ -101,6 +130,7 @@ bool DirectConvs() {
 struct PackedLinear {
   at::Tensor weight;
   c10::IValue bias, unary_attr, unary_scalars, unary_algorithm;
+  KeepNanEpilogue epilogue;
 };
 
 // Compiled executables refer to packed weights by integer handle. A handle
@@ -250,15 +280,16 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
     if (conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv packed for a residual add";
     CheckDirectInput(x, *conv->direct, conv->input_nhwc);
     at::Tensor y = EmptyNhwc(*conv->direct);
-    conv->direct->Run(DataOf(x),
-                      y.data_ptr<float>());
+    conv->direct->Run(DataOf(x), y.data_ptr<float>());
+    conv->epilogue.Apply(y);
     GetCounters().conv2d_direct++;
     return ToTvm(y);
   }
-  return TorchToNhwc(CallOp(ConvOp(), {NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
-                                       conv->stride, conv->dilation, conv->groups,
-                                       conv->unary_attr, conv->unary_scalars,
-                                       conv->unary_algorithm}));
+  at::Tensor y = CallOp(ConvOp(), {NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
+                                   conv->stride, conv->dilation, conv->groups, conv->unary_attr,
+                                   conv->unary_scalars, conv->unary_algorithm});
+  conv->epilogue.Apply(y);
+  return TorchToNhwc(y);
 }
 
 // conv(x) + other (then the unary post-op), accumulated into `other`'s buffer
@@ -280,18 +311,20 @@ ffi::Tensor Conv2dAdd(const ffi::Tensor& x, const ffi::Tensor& other, int64_t ha
       TVM_FFI_THROW(ValueError) << "torch_tvm: residual operand does not match the conv output";
     }
     if (!in_place || !acc.is_contiguous()) acc = acc.clone(at::MemoryFormat::Contiguous);
-    conv->direct->Run(DataOf(x),
-                      acc.data_ptr<float>());
+    conv->direct->Run(DataOf(x), acc.data_ptr<float>());
+    conv->epilogue.Apply(acc);
     GetCounters().conv2d_direct++;
     return ToTvm(acc);
   }
   at::Tensor acc = NhwcToTorch(other);
   if (!in_place) acc = acc.clone(at::MemoryFormat::ChannelsLast);
-  return TorchToNhwc(CallOp(ConvAddInPlaceOp(),
-                            {acc, NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
-                             conv->stride, conv->dilation, conv->groups, std::string("add"),
-                             c10::IValue(), conv->after_add_unary, conv->unary_scalars,
-                             conv->unary_algorithm}));
+  at::Tensor y = CallOp(ConvAddInPlaceOp(),
+                        {acc, NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
+                         conv->stride, conv->dilation, conv->groups, std::string("add"),
+                         c10::IValue(), conv->after_add_unary, conv->unary_scalars,
+                         conv->unary_algorithm});
+  conv->epilogue.Apply(y);
+  return TorchToNhwc(y);
 }
 
 int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor>& bias,
@@ -306,6 +339,8 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   auto in = Vec(input_nhwc);
   conv.input_nhwc = in;
   conv.residual = residual;
+  PostOp post = MakePostOp(unary, unary_scalars, algorithm);
+  conv.epilogue = post.epilogue;
   if (DirectConvs()) {
     dnnl_direct::ConvParams p;
     p.input_nhwc = in;
@@ -316,9 +351,9 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
     p.groups = groups;
     p.has_bias = bias.has_value();
     p.sum = residual;
-    p.unary = std::string(unary);
-    p.scalars.assign(unary_scalars.begin(), unary_scalars.end());
-    p.algorithm = std::string(algorithm);
+    p.unary = post.attr;
+    p.scalars = post.scalars;
+    p.algorithm = post.algorithm;
     at::Tensor b = bias.has_value() ? FromTvm(*bias).contiguous() : at::Tensor();
     if (w.scalar_type() != at::kFloat || (b.defined() && b.scalar_type() != at::kFloat)) {
       TVM_FFI_THROW(TypeError) << "torch_tvm: oneDNN convs take float32 weights";
@@ -345,7 +380,6 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   conv.stride = Vec(stride);
   conv.dilation = Vec(dilation);
   conv.groups = groups;
-  PostOp post = MakePostOp(unary, unary_scalars, algorithm);
   conv.unary_attr = post.attr;
   conv.after_add_unary = post.attr == "none" ? c10::IValue() : c10::IValue(post.attr);
   conv.unary_scalars = post.Scalars();
@@ -371,6 +405,7 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   lin.unary_attr = post.attr;
   lin.unary_scalars = post.Scalars();
   lin.unary_algorithm = post.Algorithm();
+  lin.epilogue = post.epilogue;
   GetCounters().prepacked++;
   int64_t handle = Linears().Add(std::move(lin));
   RecordLinear(handle);
@@ -386,6 +421,7 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   static const c10::OperatorHandle& linear_op = Op("_linear_pointwise", "");
   at::Tensor y = CallOp(linear_op, {input.reshape({-1, input.size(-1)}), lin->weight, lin->bias,
                                     lin->unary_attr, lin->unary_scalars, lin->unary_algorithm});
+  lin->epilogue.Apply(y);
   out_shape.back() = y.size(-1);
   return ToTvm(y.reshape(out_shape).contiguous());
 }

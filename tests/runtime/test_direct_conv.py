@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+import tvm
 
 import torch_tvm
 from conftest import assert_outputs_close, run_tvm
@@ -148,3 +149,35 @@ def test_nan_and_inf_through_the_direct_conv():
     out, direct, _ = _calls(m, x)
     assert_outputs_close(out, m(x), equal_nan=True)
     assert direct > 0
+
+
+KEEP_NAN_POSTS = {
+    "relu": torch.relu,
+    "relu6": F.relu6,
+    "clamp": lambda y: torch.clamp(y, -0.5, 2.0),
+}
+
+
+@pytest.mark.parametrize("post", sorted(KEEP_NAN_POSTS))
+def test_nan_keeping_relu_and_clamp_fuse_into_the_conv(post):
+    """relu / clamp run inside the conv's extern call (ATen's relu_ / clamp_
+    on its output), not as a TVM kernel after it, and keep NaN and inf."""
+    from torch_tvm import _build
+
+    m = _ConvThen(nn.Conv2d(4, 6, 3, padding=1), KEEP_NAN_POSTS[post]).eval()
+    x = torch.randn(1, 4, 8, 8)
+    x[0, 1, 2, 3] = float("nan")
+    x[0, 2, 5, 5] = float("inf")
+    out, direct, _ = _calls(m, x)
+    assert_outputs_close(out, m(x), equal_nan=True)
+    assert direct > 0
+
+    # No TVM kernel is left for the relu / clamp (its PrimFunc would be named
+    # after the op: relu, maximum, minimum, clip).
+    mod = torch_tvm.to_relax(m, [x])
+    target = tvm.target.Target({"kind": "llvm", "mcpu": torch_tvm._C.host_cpu(), "num-cores": 2})
+    with target, tvm.transform.PassContext(opt_level=3):
+        main = _build._pipeline(3)(mod)["main"].script()
+    assert "torch_tvm.kernels.conv2d_nhwc" in main, main
+    for name in ("relu", "maximum", "minimum", "clip"):
+        assert name not in main, main
