@@ -462,7 +462,9 @@ def tune(module, example_inputs, work_dir, trials: int = 2000, time_budget_s: fl
     """Tune `module` for `example_inputs` on this host into the database `work_dir`.
 
     `trials` bounds the MetaSchedule trials over all tasks and runs (a second
-    run continues the first: trials already in work_dir count);
+    run continues the first: trials already in work_dir count); MetaSchedule's
+    global limit is checked between batches, so a run can go over it by less
+    than one batch (num_trials_per_iter);
     `max_trials_per_task` (default: trials spread over the tasks, at least
     num_trials_per_iter) bounds each task; `time_budget_s` stops the search
     after that many seconds (the pruning after it takes a few more).

@@ -92,7 +92,8 @@ def test_tune_resumes(tmp_path):
     first = torch_tvm.tune(model, [x], tmp_path, trials=4, max_trials_per_task=4,
                            num_trials_per_iter=2, progress=False)
     n1 = _search_records(tmp_path)
-    assert first.trials_run == n1 == 4
+    # MetaSchedule checks its global limit between batches: over by < 1 batch.
+    assert first.trials_run == n1 and 4 <= n1 < 4 + 2
     # Same budget again: nothing left to do, nothing re-measured.
     again = torch_tvm.tune(model, [x], tmp_path, trials=4, max_trials_per_task=4,
                            num_trials_per_iter=2, progress=False)
