@@ -46,9 +46,6 @@ namespace ffi = tvm::ffi;
 
 namespace {
 
-// A oneDNN unary post-op as the mkldnn ops spell it: attr ("none", "relu",
-// "hardtanh", "gelu", ...), its scalars (hardtanh bounds) and algorithm
-// (gelu: "none" or "tanh"; empty when unused).
 // A NaN-keeping relu or clamp run on a kernel's output, in place, while it is
 // still in cache. oneDNN's relu and clip post-ops turn NaN into 0 or a bound
 // (vmaxps/vminps), where eager keeps it; ATen's relu_/clamp_ are eager's own.
@@ -64,6 +61,9 @@ struct KeepNanEpilogue {
   }
 };
 
+// A oneDNN unary post-op as the mkldnn ops spell it: attr ("none", "relu",
+// "hardtanh", "gelu", ...), its scalars (hardtanh bounds) and algorithm
+// (gelu: "none" or "tanh"; empty when unused).
 struct PostOp {
   std::string attr = "none";
   std::vector<double> scalars;
@@ -252,8 +252,7 @@ ffi::Tensor TorchToNhwc(at::Tensor y) {
 }
 
 // x must be the contiguous NHWC float input the conv was packed for.
-void CheckDirectInput(const ffi::Tensor& x, const dnnl_direct::Conv& conv,
-                      const std::vector<int64_t>& input_nhwc) {
+void CheckDirectInput(const ffi::Tensor& x, const std::vector<int64_t>& input_nhwc) {
   const DLTensor* t = x.GetDLTensorPtr();
   bool ok = t->ndim == 4 && t->dtype.code == kDLFloat && t->dtype.bits == 32 &&
             t->dtype.lanes == 1 && t->device.device_type == kDLCPU && x.IsContiguous();
@@ -278,7 +277,7 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
   c10::InferenceMode guard;
   if (conv->direct) {
     if (conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv packed for a residual add";
-    CheckDirectInput(x, *conv->direct, conv->input_nhwc);
+    CheckDirectInput(x, conv->input_nhwc);
     at::Tensor y = EmptyNhwc(*conv->direct);
     conv->direct->Run(DataOf(x), y.data_ptr<float>());
     conv->epilogue.Apply(y);
@@ -304,7 +303,7 @@ ffi::Tensor Conv2dAdd(const ffi::Tensor& x, const ffi::Tensor& other, int64_t ha
   c10::InferenceMode guard;
   if (conv->direct) {
     if (!conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv not packed for an add";
-    CheckDirectInput(x, *conv->direct, conv->input_nhwc);
+    CheckDirectInput(x, conv->input_nhwc);
     at::Tensor acc = FromTvm(other);
     if (acc.sizes() != at::IntArrayRef(conv->direct->output_nhwc()) ||
         acc.scalar_type() != at::kFloat) {
@@ -367,26 +366,22 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
     // The system oneDNN (2.6) has no direct kernel for grouped convs that are
     // not depthwise: it picks an im2col+GEMM one, 2x slower than PyTorch's
     // oneDNN and failing to execute with a residual sum. Those keep the ATen path.
-    if (conv.direct->implementation().find("gemm") == std::string::npos) {
-      GetCounters().prepacked++;
-      int64_t handle = Convs().Add(std::move(conv));
-      RecordConv(handle);
-      return handle;
-    }
-    conv.direct.reset();
+    if (conv.direct->implementation().find("gemm") != std::string::npos) conv.direct.reset();
   }
-  std::vector<int64_t> input_nchw = {in[0], in[3], in[1], in[2]};
-  conv.padding = Vec(padding);
-  conv.stride = Vec(stride);
-  conv.dilation = Vec(dilation);
-  conv.groups = groups;
-  conv.unary_attr = post.attr;
-  conv.after_add_unary = post.attr == "none" ? c10::IValue() : c10::IValue(post.attr);
-  conv.unary_scalars = post.Scalars();
-  conv.unary_algorithm = post.Algorithm();
-  conv.weight = CallOp(Op("_reorder_convolution_weight", ""),
-                       {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
-  if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
+  if (!conv.direct) {
+    std::vector<int64_t> input_nchw = {in[0], in[3], in[1], in[2]};
+    conv.padding = Vec(padding);
+    conv.stride = Vec(stride);
+    conv.dilation = Vec(dilation);
+    conv.groups = groups;
+    conv.unary_attr = post.attr;
+    conv.after_add_unary = post.attr == "none" ? c10::IValue() : c10::IValue(post.attr);
+    conv.unary_scalars = post.Scalars();
+    conv.unary_algorithm = post.Algorithm();
+    conv.weight = CallOp(Op("_reorder_convolution_weight", ""),
+                         {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
+    if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
+  }
   GetCounters().prepacked++;
   int64_t handle = Convs().Add(std::move(conv));
   RecordConv(handle);
