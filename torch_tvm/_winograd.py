@@ -33,7 +33,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.relax.dpl import is_const, is_op, wildcard
 
-from . import _tuning
+from . import _tuning, _tvm_convs
 from . import _winograd_kernels as wk
 from ._aten_choice import _best_of_interleaved
 from ._relax_uses import Bindings
@@ -65,23 +65,14 @@ def plan_for(shape: wk.Shape, m: int, lanes: int) -> wk.Plan:
 
 def eligible(conv, x) -> wk.Shape | None:
     """The Winograd shape of a relax conv2d call, or None."""
-    a = conv.attrs
-    if (a.data_layout != "NHWC" or a.kernel_layout != "OHWI" or a.out_layout != "NHWC"
-            or str(conv.ty.dtype) != "float32" or str(x.ty.dtype) != "float32"
-            or int(a.groups) != 1 or [int(s) for s in a.strides] != [1, 1]
-            or [int(d) for d in a.dilation] != [1, 1]):
+    sig = _tvm_convs.signature(conv, x)
+    if (sig is None or str(x.ty.dtype) != "float32" or sig.groups != 1
+            or (sig.kh, sig.kw) != (3, 3) or sig.stride != (1, 1) or sig.dilation != (1, 1)):
         return None
-    try:
-        from ._offload import _shape  # noqa: PLC0415 - import cycle
-        n, h, w, c = _shape(x)
-        k, kh, kw, wc = _shape(conv.args[1])
-    except (TypeError, ValueError, AttributeError):
+    top, left, bottom, right = sig.pad
+    if top != bottom or left != right or max(sig.pad) > 2:
         return None
-    pad = [int(p) for p in a.padding]
-    if (kh, kw) != (3, 3) or wc != c or pad[0] != pad[2] or pad[1] != pad[3] \
-            or max(pad) > 2:
-        return None
-    shape = wk.Shape(n, h, w, c, k, pad[0], pad[1])
+    shape = wk.Shape(sig.n, sig.h, sig.w, sig.c, sig.k, top, left)
     return shape if shape.out_h > 0 and shape.out_w > 0 else None
 
 
