@@ -261,9 +261,13 @@ def _search_db(work_dir: Path):
 
 
 def _trials_done(db, task) -> int:
+    """Every record of the task, failed runs too: get_top_k would leave out
+    candidates that failed or timed out (a loaded machine), and the report's
+    trials would then undercount the search log."""
     if not db.has_workload(task.mod):
         return 0
-    return len(db.get_top_k(db.commit_workload(task.mod), 1 << 30))
+    workload = db.commit_workload(task.mod)
+    return sum(1 for r in db.get_all_tuning_records() if r.workload.same_as(workload))
 
 
 class _TimeBudget(Exception):

@@ -15,6 +15,9 @@
 //     stride[n], padding[n], dilation[n], output_padding[n]]
 //   torch_tvm.kernels.aten_max_pool3d(x, params): params = [kernel[3], stride[3],
 //     padding[3], dilation[3], ceil_mode]
+//   torch_tvm.kernels.aten_sdpa(q, k, v, mask, params, scale): at::scaled_dot_product_attention
+//     (its fused flash kernel); mask has no elements when there is none;
+//     params (int64) = [is_causal], scale (float64) = [scale]
 // and with several outputs (returned as an ffi::Array; the last argument is the
 // declared output types RelaxBuilder::CallExternTuple appends, checked here):
 //   torch_tvm.kernels.aten_lstm(input, h0, c0, weights..., cfg, shapes) -> (output, hy, cy)
@@ -93,6 +96,20 @@ ffi::Tensor Convolution(const ffi::Tensor& x, const ffi::Tensor& w, const ffi::T
   if (bias.numel() > 0) opt_bias = bias;
   return ToTvm(at::convolution(FromTvm(x), FromTvm(w), opt_bias, stride, padding, dilation,
                                transposed, output_padding, groups)
+                   .contiguous());
+}
+
+ffi::Tensor Sdpa(const ffi::Tensor& q, const ffi::Tensor& k, const ffi::Tensor& v,
+                 const ffi::Tensor& mask, const ffi::Tensor& params, const ffi::Tensor& scale) {
+  GetCounters().aten_sdpa++;
+  c10::InferenceMode guard;
+  at::Tensor m = FromTvm(mask);
+  std::optional<at::Tensor> opt_mask;
+  if (m.numel() > 0) opt_mask = m;
+  bool causal = FromTvm(params).data_ptr<int64_t>()[0] != 0;
+  double s = FromTvm(scale).data_ptr<double>()[0];
+  return ToTvm(at::scaled_dot_product_attention(FromTvm(q), FromTvm(k), FromTvm(v), opt_mask,
+                                                0.0, causal, s)
                    .contiguous());
 }
 
@@ -226,6 +243,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("torch_tvm.kernels.aten_reduce", Reduce)
       .def("torch_tvm.kernels.aten_convolution", Convolution)
       .def("torch_tvm.kernels.aten_max_pool3d", MaxPool3d)
+      .def("torch_tvm.kernels.aten_sdpa", Sdpa)
       .def_packed("torch_tvm.kernels.aten_lstm",
                   [](ffi::PackedArgs args, ffi::Any* rv) { Rnn(args, rv, /*lstm=*/true); })
       .def_packed("torch_tvm.kernels.aten_gru",

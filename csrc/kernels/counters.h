@@ -18,6 +18,9 @@ struct Counters {
   // ATen kernels for ops TVM has no fast kernel for: 3-d and transposed 1-d/3-d
   // convolutions, 3-d max pooling (aten_kernels.cpp).
   std::atomic<int64_t> aten_convolution{0}, aten_max_pool3d{0};
+  // ATen's fused scaled_dot_product_attention, for long sequences
+  // (convert/ops/attention.cpp).
+  std::atomic<int64_t> aten_sdpa{0};
   // ATen kernels with several outputs: recurrent layers and embedding_bag
   // (aten_kernels.cpp).
   std::atomic<int64_t> aten_lstm{0}, aten_gru{0}, aten_embedding_bag{0};

@@ -486,6 +486,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("aten_reduce_calls", c.aten_reduce.load());
         m.Set("aten_convolution_calls", c.aten_convolution.load());
         m.Set("aten_max_pool3d_calls", c.aten_max_pool3d.load());
+        m.Set("aten_sdpa_calls", c.aten_sdpa.load());
         m.Set("aten_lstm_calls", c.aten_lstm.load());
         m.Set("aten_gru_calls", c.aten_gru.load());
         m.Set("aten_embedding_bag_calls", c.aten_embedding_bag.load());

@@ -6,6 +6,7 @@
 //   _native_multi_head_attention and _transformer_encoder_layer_fwd.
 #include <ATen/ATen.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -14,6 +15,11 @@
 
 namespace torch_tvm::convert {
 namespace {
+
+// Scores per head (L x S) from which ATen's fused (flash) attention kernel
+// runs SDPA instead of matmul / softmax / matmul: the spelled-out form writes
+// and reads the whole score matrix. Measured with benchmarks/sdpa_choice.py.
+constexpr int64_t kFusedSdpaMinScores = 128 * 128;
 
 // (query, key, value, attn_mask?, dropout_p, is_causal, scale?, enable_gqa)
 void ScaledDotProductAttention(ConvertContext& ctx) {
@@ -25,6 +31,25 @@ void ScaledDotProductAttention(ConvertContext& ctx) {
   int64_t nd = q.ndim();
   int64_t L = q.shape[nd - 2], S = k.shape[nd - 2], E = q.shape[nd - 1];
   double scale = ctx.IsNone(6) ? 1.0 / std::sqrt(static_cast<double>(E)) : ctx.Double(6);
+  TensorInfo v = ctx.Info(2);
+  auto is_static = [](const TensorInfo& t) {
+    return std::all_of(t.shape.begin(), t.shape.end(), [](int64_t d) { return d >= 0; });
+  };
+  if (q.dtype == "float32" && k.dtype == "float32" && v.dtype == "float32" && nd == 4 &&
+      v.ndim() == 4 && is_static(q) && is_static(k) && is_static(v) &&
+      L * S >= kFusedSdpaMinScores) {
+    Expr mask = ctx.IsNone(3) ? bb.Constant(at::zeros({0}, at::kFloat)) : ctx.Tensor(3);
+    if (!ctx.IsNone(3) && bb.InfoOf(mask).dtype != "bool") mask = CastTo(bb, mask, q.dtype);
+    std::vector<int64_t> out = q.shape;
+    out.back() = v.shape.back();
+    ctx.SetOutput(0, bb.Emit(bb.CallExtern(
+                         "torch_tvm.kernels.aten_sdpa",
+                         {ctx.Tensor(0), ctx.Tensor(1), ctx.Tensor(2), mask,
+                          bb.Constant(at::tensor({int64_t{ctx.Bool(5)}}, at::kLong)),
+                          bb.Constant(at::tensor({scale}, at::kDouble))},
+                         out, q.dtype)));
+    return;
+  }
 
   std::vector<int64_t> perm(nd);
   for (int64_t i = 0; i < nd; ++i) perm[i] = i;

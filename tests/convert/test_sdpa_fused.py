@@ -1,0 +1,71 @@
+"""scaled_dot_product_attention with long sequences runs ATen's fused kernel
+(torch_tvm.kernels.aten_sdpa) inside the TVM group; short ones are spelled
+out as matmul / softmax / matmul. Checked against eager and by the counters."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import torch_tvm
+from conftest import run_tvm
+
+# The threshold in convert/ops/attention.cpp is 128 x 128 scores per head.
+LONG, SHORT = 128, 16
+
+
+def _calls(name):
+    return torch_tvm.stats()["kernels"][name]
+
+
+def _qkv(length, ev=8, heads=2):
+    torch.manual_seed(0)
+    return (torch.randn(1, heads, length, 8), torch.randn(1, heads, length, 8),
+            torch.randn(1, heads, length, ev))
+
+
+_BOOL_MASK = torch.ones(LONG, LONG, dtype=torch.bool).tril()
+_FLOAT_MASK = torch.linspace(-1, 1, LONG * LONG).reshape(LONG, LONG)
+CASES = {
+    "plain": lambda q, k, v: F.scaled_dot_product_attention(q, k, v) + 1.0,
+    "causal": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True) + 1.0,
+    "scale": lambda q, k, v: F.scaled_dot_product_attention(q, k, v, scale=0.3) + 1.0,
+    "bool_mask": lambda q, k, v: F.scaled_dot_product_attention(
+        q, k, v, attn_mask=_BOOL_MASK) + 1.0,
+    "float_mask": lambda q, k, v: F.scaled_dot_product_attention(
+        q, k, v, attn_mask=_FLOAT_MASK) + 1.0,
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_long_sequences_run_the_fused_aten_kernel(case):
+    fn = CASES[case]
+    q, k, v = _qkv(LONG, ev=12)
+    before = _calls("aten_sdpa_calls"), _calls("matmul_calls")
+    out = run_tvm(fn, q, k, v)
+    torch.testing.assert_close(out, fn(q, k, v), rtol=1e-5, atol=1e-5)
+    assert _calls("aten_sdpa_calls") - before[0] == 2  # 2 TVM calls (1 profiling call)
+    assert _calls("matmul_calls") == before[1]
+
+
+def test_short_sequences_stay_spelled_out():
+    fn = CASES["plain"]
+    q, k, v = _qkv(SHORT)
+    before = _calls("aten_sdpa_calls"), _calls("matmul_calls")
+    out = run_tvm(fn, q, k, v)
+    torch.testing.assert_close(out, fn(q, k, v), rtol=1e-4, atol=1e-5)
+    assert _calls("aten_sdpa_calls") == before[0]
+    assert _calls("matmul_calls") - before[1] == 4  # q@k^T and p@v, 2 TVM calls
+
+
+def test_fully_masked_rows_match_eager():
+    """A row whose keys are all masked: the fused kernel gives eager's result."""
+    q, k, v = _qkv(LONG)
+    mask = torch.ones(LONG, LONG, dtype=torch.bool)
+    mask[3] = False
+
+    def fn(q, k, v):
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask) + 1.0
+
+    out = run_tvm(fn, q, k, v)
+    torch.testing.assert_close(out, fn(q, k, v), rtol=1e-5, atol=1e-5, equal_nan=True)
