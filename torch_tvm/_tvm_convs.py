@@ -58,6 +58,7 @@ class Sig:
     pad: tuple
     dilation: tuple
     groups: int
+    wc: int = 0  # the weight's input channels (per group)
 
     @property
     def depthwise(self) -> bool:
@@ -80,12 +81,12 @@ def signature(conv, x) -> Sig | None:
         return None
     try:
         n, h, w, c = _shape(x)
-        k, kh, kw, _ = _shape(conv.args[1])
+        k, kh, kw, wc = _shape(conv.args[1])
     except (TypeError, ValueError, AttributeError):
         return None
     return Sig(n, h, w, c, k, kh, kw, tuple(int(s) for s in a.strides),
                tuple(int(p) for p in a.padding), tuple(int(d) for d in a.dilation),
-               int(a.groups))
+               int(a.groups), wc)
 
 
 def in_scope(scope: str):

@@ -66,7 +66,7 @@ def plan_for(shape: wk.Shape, m: int, lanes: int) -> wk.Plan:
 def eligible(conv, x) -> wk.Shape | None:
     """The Winograd shape of a relax conv2d call, or None."""
     sig = _tvm_convs.signature(conv, x)
-    if (sig is None or str(x.ty.dtype) != "float32" or sig.groups != 1
+    if (sig is None or str(x.ty.dtype) != "float32" or sig.groups != 1 or sig.wc != sig.c
             or (sig.kh, sig.kw) != (3, 3) or sig.stride != (1, 1) or sig.dilation != (1, 1)):
         return None
     top, left, bottom, right = sig.pad
