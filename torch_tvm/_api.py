@@ -11,7 +11,7 @@ from ._targets import normalize_target
 
 _DEFAULTS = dict(opt_level=3, strict=False, require_full_compilation=False, target=None,
                  num_threads=None, cache_size=16, min_group_size=2, winograd="auto",
-                 tuning_db=None, shipped_tuning=True)
+                 tuning_db=None, shipped_tuning=True, recompile_limit=8)
 
 
 def _check_int(name: str, value, low: int, high: int | None = None) -> int:
@@ -26,7 +26,8 @@ def _check_int(name: str, value, low: int, high: int | None = None) -> int:
 def enable(opt_level: int = 3, strict: bool = False, target=None,
            num_threads: int | None = None, cache_size: int = 16, min_group_size: int = 2,
            require_full_compilation: bool = False, winograd: str = "auto",
-           tuning_db: str | None = None, shipped_tuning: bool = True) -> None:
+           tuning_db: str | None = None, shipped_tuning: bool = True,
+           recompile_limit: int = 8) -> None:
     """Turn on the TorchScript pass that runs supported subgraphs through TVM.
 
     TVM's parallel loops and the oneDNN kernels both run on PyTorch's OpenMP
@@ -55,10 +56,17 @@ def enable(opt_level: int = 3, strict: bool = False, target=None,
     databases shipped with torch_tvm apply when they match this host, unless
     `shipped_tuning=False`. A database tuned on another CPU or TVM version is
     skipped with one warning (torch_tvm/_tuning.py).
+
+    `recompile_limit` caps the distinct input specs (shapes, dtypes, layouts)
+    one group compiles; a new spec past it runs in PyTorch, with one warning
+    and the group's `over_recompile_limit` counter (as torch.compile's
+    recompile_limit). Shapes that follow the data would otherwise compile on
+    every call.
     """
     _check_int("opt_level", opt_level, 0, 3)
     _check_int("cache_size", cache_size, 1)
     _check_int("min_group_size", min_group_size, 1)
+    _check_int("recompile_limit", recompile_limit, 1)
     if num_threads is not None:
         _check_int("num_threads", num_threads, 1)
     for name, flag in (("strict", strict), ("require_full_compilation", require_full_compilation),
@@ -77,7 +85,8 @@ def enable(opt_level: int = 3, strict: bool = False, target=None,
     if num_threads is not None and num_threads != torch.get_num_threads():
         torch.set_num_threads(int(num_threads))
     _C.set_options(True, int(opt_level), strict, require_full_compilation, target_json,
-                   int(num_threads or 0), int(cache_size), int(min_group_size))
+                   int(num_threads or 0), int(cache_size), int(min_group_size),
+                   int(recompile_limit))
     _winograd.mode = winograd
     _tuning.option_path, _tuning.use_shipped = tuning_db, shipped_tuning
     _C.install_pass()
@@ -87,7 +96,8 @@ def disable() -> None:
     """Turn the pass off. Plans already optimised keep their groups."""
     o = _C.get_options()
     _C.set_options(False, o["opt_level"], o["strict"], o["require_full_compilation"], o["target"],
-                   o["num_threads"], o["cache_size"], o["min_group_size"])
+                   o["num_threads"], o["cache_size"], o["min_group_size"],
+                   o["recompile_limit"])
     _C.remove_pass()
 
 
@@ -104,7 +114,7 @@ def stats() -> dict:
     """Counters summed over every live compilation group, plus per group."""
     groups = _C.group_stats()
     keys = ["calls", "cache_hits", "cache_misses", "compiles", "compile_failures",
-            "fallback_calls", "input_copies", "evictions", "compile_seconds"]
+            "over_recompile_limit", "fallback_calls", "input_copies", "evictions", "compile_seconds"]
     total = {k: sum(g[k] for g in groups) for k in keys}
     total["groups"] = groups
     # Process-wide extern-kernel counters (oneDNN conv/linear, BLAS matmul).

@@ -41,6 +41,7 @@ class ExplainReport:
                 f"misses={g.get('cache_misses', 0)} compiles={g.get('compiles', 0)} "
                 f"compile_time={g.get('compile_seconds', 0.0):.2f}s "
                 f"fallback_calls={g.get('fallback_calls', 0)} "
+                f"over_recompile_limit={g.get('over_recompile_limit', 0)} "
                 f"input_copies={g.get('input_copies', 0)}")
             for spec, why in g.get("failures", {}).items():
                 lines.append(f"    FALLBACK for spec {spec[:80]}...: {why}")
@@ -111,6 +112,7 @@ def explain(module, inputs, runs: int = 3) -> ExplainReport:
         groups.append(merged)
     totals = {k: sum(g.get(k, 0) for g in groups)
               for k in ("calls", "cache_hits", "cache_misses", "compiles", "fallback_calls",
+                        "over_recompile_limit",
                         "input_copies", "compile_seconds")}
     return ExplainReport(groups=groups, outside=list(info["outside"]), totals=totals,
                          eval_version=bool(info["eval_version"]),

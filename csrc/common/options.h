@@ -20,6 +20,11 @@ struct Options {
   std::string target;    // empty: detect from the host CPU
   int num_threads = 0;   // 0: torch.get_num_threads()
   int64_t cache_size = 16;
+  // Distinct input specs a group compiles at most. Past it, a new spec runs
+  // in PyTorch (shapes that change with the data, such as a detector's per-
+  // class boxes, would otherwise compile on every call). As torch.compile's
+  // recompile_limit.
+  int64_t recompile_limit = 8;
   int64_t min_group_size = 2;
 };
 

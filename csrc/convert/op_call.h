@@ -20,6 +20,11 @@ struct ArgInfo {
   c10::TypePtr type;
   // The value, when it is known before the first call (a constant).
   std::optional<c10::IValue> constant;
+  // For a list built element by element where the front door can see it (a
+  // prim::ListConstruct feeding the call): one entry per element, so a check
+  // can read each element's dtype (a boolean mask among an index's indices).
+  // Empty when the list's elements are not known one by one.
+  std::vector<ArgInfo> elements;
 };
 
 struct OpSignature {

@@ -72,6 +72,13 @@ std::vector<Expr> ConvertContext::TensorList(size_t i) const {
                            " is not a tensor list");
 }
 
+std::optional<c10::IValue> ConvertContext::Known(size_t i) const {
+  const auto& v = Input(i);
+  if (v.kind == LoweredValue::Kind::kConstant) return v.constant;
+  if (v.kind == LoweredValue::Kind::kTensor && v.known) return c10::IValue(*v.known);
+  return std::nullopt;
+}
+
 bool ConvertContext::IsNone(size_t i) const {
   const auto& v = Input(i);
   return v.kind == LoweredValue::Kind::kConstant && v.constant.isNone();
@@ -113,6 +120,11 @@ void ConverterRegistry::RegisterCompileTime(const std::string& schema, ConvertFn
   table_[schema].compile_time = true;
 }
 
+void ConverterRegistry::RegisterShapeQuery(const std::string& schema, ConvertFn fn) {
+  RegisterCompileTime(schema, std::move(fn));
+  table_[schema].shape_query = true;
+}
+
 const Converter* ConverterRegistry::Find(const std::string& schema) const {
   auto it = table_.find(schema);
   return it == table_.end() ? nullptr : &it->second;
@@ -138,6 +150,11 @@ bool IsPlumbing(const std::string& key) {
   }
   const Converter* conv = ConverterRegistry::Global().Find(key);
   return conv && conv->compile_time;
+}
+
+bool IsShapeQuery(const std::string& key) {
+  const Converter* conv = ConverterRegistry::Global().Find(key);
+  return conv && conv->shape_query;
 }
 
 bool IsPureView(const std::string& key) {

@@ -25,6 +25,10 @@ struct LoweredValue {
   Expr tensor;
   std::vector<Expr> tensors;
   c10::IValue constant;
+  // A kTensor whose value is also known at compile time: a small constant
+  // tensor of the graph (the `torch.tensor([k])` of traced shape math). The
+  // shape arithmetic folds through it; everything else sees `tensor`.
+  std::optional<at::Tensor> known;
 
   static LoweredValue OfTensor(Expr e);
   static LoweredValue OfTensorList(std::vector<Expr> es);
@@ -48,6 +52,9 @@ class ConvertContext {
   std::vector<Expr> TensorList(size_t i) const;
   bool IsTensor(size_t i) const { return Input(i).kind == LoweredValue::Kind::kTensor; }
   bool IsNone(size_t i) const;
+  // Input i's value when known at compile time: a compile-time value, or a
+  // small constant tensor of the graph (LoweredValue::known).
+  std::optional<c10::IValue> Known(size_t i) const;
   const c10::IValue& Constant(size_t i) const;
   int64_t Int(size_t i) const;
   double Double(size_t i) const;
@@ -82,6 +89,9 @@ struct Converter {
   // Computes non-tensor values at compile time (shape plumbing such as
   // aten::size feeding a view). Such nodes never form a group on their own.
   bool compile_time = false;
+  // Reads only its inputs' shapes (aten::size, aten::_shape_as_tensor): its
+  // result is known at compile time whatever the inputs' data.
+  bool shape_query = false;
 };
 
 class ConverterRegistry {
@@ -89,6 +99,7 @@ class ConverterRegistry {
   static ConverterRegistry& Global();
   void Register(const std::string& schema, ConvertFn fn, SupportCheckFn check = nullptr);
   void RegisterCompileTime(const std::string& schema, ConvertFn fn);
+  void RegisterShapeQuery(const std::string& schema, ConvertFn fn);
   const Converter* Find(const std::string& schema) const;
   std::vector<std::string> Schemas() const;
 
@@ -99,6 +110,9 @@ class ConverterRegistry {
 // True for list plumbing and compile-time scalar ops: grouped only together
 // with real compute, never counted towards a group's size.
 bool IsPlumbing(const std::string& key);
+
+// True for compile-time ops that read only shapes (Converter::shape_query).
+bool IsShapeQuery(const std::string& key);
 
 // True for ops whose eager result is always a view of their input (slice,
 // select, view, squeeze/unsqueeze, expand...): free in PyTorch, a copy in TVM.

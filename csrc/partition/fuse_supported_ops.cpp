@@ -33,6 +33,15 @@ bool OnlyViews(const Node* group) {
   return true;
 }
 
+// Whether a type is or contains a tensor (Tensor[], tuples, Optional).
+bool HoldsTensors(const c10::TypePtr& type) {
+  if (type->isSubtypeOf(*c10::TensorType::get())) return true;
+  for (const auto& contained : type->containedTypes()) {
+    if (HoldsTensors(contained)) return true;
+  }
+  return false;
+}
+
 // Whether a value can be known when the group compiles: constants, every
 // non-tensor value (a group input of that kind is part of the spec key), and
 // tensors computed only from those by convertible ops (NumToTensor(size) * 2,
@@ -40,9 +49,11 @@ bool OnlyViews(const Node* group) {
 // known only at run time; so is one computed by an op TVM cannot take (it
 // would enter the group as a run-time input).
 bool KnownAtCompileTime(const Value* v, int depth = 0, const Node* group = nullptr) {
-  if (!v->type()->isSubtypeOf(*c10::TensorType::get())) return true;
+  // A list of tensors is known only if its elements are (the list a traced
+  // torch.cat([tensor(k), shape_as_tensor(x)[0]]) is built from).
+  if (!HoldsTensors(v->type())) return true;
   const Node* p = v->node();
-  if (p->kind() == c10::prim::Constant) return true;
+  if (p->kind() == c10::prim::Constant || frontend::IsShapeQuery(p)) return true;
   if (depth > 32) return false;
   if (p->kind() == c10::prim::Param && group != nullptr) {
     // An input of a group's subgraph: the group node's input outside.
@@ -88,14 +99,12 @@ Decision DecisionOf(convert::Rejection::Kind kind) {
   return Decision::kUnsupportedOp;
 }
 
-// A group none of whose outputs is a tensor (shape arithmetic through 0-d
-// tensors: NumToTensor(numel) // 3 * 2 -> Int) gives TVM nothing to compute.
-bool HoldsTensors(const c10::TypePtr& type) {
-  if (type->isSubtypeOf(*c10::TensorType::get())) return true;
-  for (const auto& contained : type->containedTypes()) {  // Tensor[], tuples, Optional
-    if (HoldsTensors(contained)) return true;
-  }
-  return false;
+
+// Nodes in a group's subgraph (1 for a plain node).
+size_t SubgraphSize(const Node* n) {
+  if (n->kind() != CompilationGroupKind()) return 1;
+  const auto nodes = n->g(c10::attr::Subgraph)->nodes();
+  return static_cast<size_t>(std::distance(nodes.begin(), nodes.end()));
 }
 
 bool NoTensorOutput(const Node* group) {
@@ -207,6 +216,16 @@ class Fuser {
       Node* producer = input->node();
       if (producer->owningBlock() != consumer->owningBlock()) continue;
       if (producer->kind() == c10::prim::Param || !CanFuse(producer)) continue;
+      // Merging a group clones its nodes into the other one. When the
+      // producer is the larger group, the consumer moves into it instead, so
+      // a long chain of groups (a detector's per-class loop, traced flat)
+      // costs the size of the smaller side per merge, not the larger.
+      if (producer->kind() == CompilationGroupKind() &&
+          SubgraphSize(producer) > SubgraphSize(consumer) &&
+          alias_db_->moveAfterTopologicallyValid(consumer, producer)) {
+        SubgraphUtils::mergeNodeIntoSubgraphAndUpdateAliasing(consumer, producer, *alias_db_);
+        return {producer->reverseIterator(), true};
+      }
       Node* group = consumer;
       if (consumer->kind() != CompilationGroupKind()) {
         group = SubgraphUtils::createSingletonSubgraphAndUpdateAliasing(

@@ -54,6 +54,7 @@ py::dict OptionsToDict(const Options& o) {
   d["target"] = o.target;
   d["num_threads"] = o.num_threads;
   d["cache_size"] = o.cache_size;
+  d["recompile_limit"] = o.recompile_limit;
   d["min_group_size"] = o.min_group_size;
   return d;
 }
@@ -66,7 +67,7 @@ PYBIND11_MODULE(_C, m) {
   m.def("get_options", [] { return OptionsToDict(GetOptions()); });
   m.def("set_options", [](bool enabled, int opt_level, bool strict, bool require_full_compilation,
                           std::string target, int num_threads, int64_t cache_size,
-                          int64_t min_group_size) {
+                          int64_t min_group_size, int64_t recompile_limit) {
     Options o;
     o.enabled = enabled;
     o.opt_level = opt_level;
@@ -76,6 +77,7 @@ PYBIND11_MODULE(_C, m) {
     o.num_threads = num_threads;
     o.cache_size = cache_size;
     o.min_group_size = min_group_size;
+    o.recompile_limit = recompile_limit;
     SetOptions(o);
     kernels::SetParallelBudget(num_threads);
   });
@@ -129,6 +131,7 @@ PYBIND11_MODULE(_C, m) {
       d["cache_misses"] = s.cache_misses.load();
       d["compiles"] = s.compiles.load();
       d["compile_failures"] = s.compile_failures.load();
+      d["over_recompile_limit"] = s.over_recompile_limit.load();
       d["fallback_calls"] = s.fallback_calls.load();
       d["input_copies"] = s.input_copies.load();
       d["evictions"] = s.evictions.load();

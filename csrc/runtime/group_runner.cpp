@@ -15,6 +15,7 @@ using torch::jit::Stack;
 
 namespace {
 constexpr size_t kMaxRememberedFailures = 256;
+constexpr const char* kOverRecompileLimit = "<over recompile_limit>";
 }
 
 GroupRunner::GroupRunner(std::string id, std::shared_ptr<torch::jit::Graph> subgraph,
@@ -26,6 +27,10 @@ GroupRunner::GroupRunner(std::string id, std::shared_ptr<torch::jit::Graph> subg
   bindings_.resize(graph_->inputs().size(), InputBinding::kRuntime);
   for (const auto* node : graph_->nodes()) {
     if (node->kind() != c10::prim::Constant) op_names_.push_back(frontend::SchemaKey(node));
+  }
+  for (const auto* out : graph_->outputs()) {
+    auto list = out->type()->cast<c10::ListType>();
+    optional_list_outputs_.push_back(list && list->getElementType()->cast<c10::OptionalType>());
   }
 }
 
@@ -74,6 +79,25 @@ std::shared_ptr<GroupRunner::Entry> GroupRunner::CompileEntry(
     }
   }
   stats_.cache_misses++;
+  if (!seen_specs_.count(key)) {
+    if (static_cast<int64_t>(seen_specs_.size()) >= options.recompile_limit) {
+      std::string message =
+          "torch_tvm: group " + id_ + " compiled " + std::to_string(seen_specs_.size()) +
+          " input specs (recompile_limit=" + std::to_string(options.recompile_limit) +
+          "); new specs run in PyTorch. Its input shapes change from call to call, as "
+          "data-dependent shapes do";
+      TORCH_CHECK(!options.strict, message);
+      if (stats_.over_recompile_limit++ == 0) {
+        {
+          std::lock_guard<std::mutex> lock(mu_);
+          failures_[kOverRecompileLimit] = message;
+        }
+        TORCH_WARN(message);
+      }
+      return nullptr;
+    }
+    seen_specs_.insert(key);
+  }
   auto start = std::chrono::steady_clock::now();
   auto entry = std::make_shared<Entry>();
   try {
@@ -110,7 +134,7 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
   for (const auto& src : entry.param_inputs) {
     at::Tensor t = src.element == frontend::ConvertedGraph::kWholeInput
                        ? inputs[src.input].toTensor()
-                       : inputs[src.input].toTensorList().get(src.element);
+                       : inputs[src.input].toListRef().at(src.element).toTensor();
     // The spec key guarantees a channels-last input here: its NHWC view is
     // contiguous, no copy.
     if (src.channels_last) t = t.permute(kToNhwc);
@@ -127,14 +151,19 @@ void GroupRunner::RunCompiled(const Entry& entry, const std::vector<c10::IValue>
     return entry.channels_last_outputs.at(i) ? t.permute(kToNchw) : t;
   };
   torch::jit::drop(stack, inputs.size());
-  size_t pos = 0, constant_pos = 0;
+  size_t pos = 0, constant_pos = 0, index = 0;
   for (int64_t arity : entry.output_arity) {
+    const bool optional_list = optional_list_outputs_.at(index++);
     if (arity == frontend::ConvertedGraph::kConstantOutput) {
       const c10::IValue& v = entry.constant_outputs.at(constant_pos++);
       // A constant tensor is handed out fresh, so callers may mutate it.
       torch::jit::push(stack, v.isTensor() ? c10::IValue(v.toTensor().clone()) : v);
     } else if (arity < 0) {
       torch::jit::push(stack, output(pos++));
+    } else if (optional_list) {  // Tensor?[] (advanced indexing's indices)
+      c10::List<std::optional<at::Tensor>> list;
+      for (int64_t k = 0; k < arity; ++k) list.push_back(output(pos++));
+      torch::jit::push(stack, std::move(list));
     } else {
       c10::List<at::Tensor> list;
       for (int64_t k = 0; k < arity; ++k) list.push_back(output(pos++));

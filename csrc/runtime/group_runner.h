@@ -15,6 +15,7 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "common/options.h"
@@ -32,6 +33,7 @@ struct GroupStats {
   std::atomic<int64_t> fallback_calls{0};
   std::atomic<int64_t> input_copies{0};
   std::atomic<int64_t> evictions{0};
+  std::atomic<int64_t> over_recompile_limit{0};  // calls of a new spec past the limit
   std::atomic<int64_t> compile_ns{0};
 };
 
@@ -72,6 +74,7 @@ class GroupRunner {
   std::shared_ptr<torch::jit::Graph> graph_;
   std::vector<InputBinding> bindings_;
   std::vector<std::string> op_names_;
+  std::vector<bool> optional_list_outputs_;  // per graph output: a Tensor?[]
   torch::jit::Code fallback_code_;
 
   mutable std::mutex mu_;  // guards lru_, entries_, failures_
@@ -80,6 +83,8 @@ class GroupRunner {
   std::unordered_map<std::string, std::pair<std::shared_ptr<Entry>, std::list<std::string>::iterator>>
       entries_;
   std::map<std::string, std::string> failures_;
+  // Specs this group has compiled or tried to, up to Options::recompile_limit.
+  std::unordered_set<std::string> seen_specs_;
   GroupStats stats_;
 };
 

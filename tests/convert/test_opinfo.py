@@ -271,6 +271,7 @@ EXCLUDED = {
     "aten::size.int": _SHAPE_ARITH,
     "aten::dim": _SHAPE_ARITH,
     "aten::numel": _SHAPE_ARITH,
+    "aten::_shape_as_tensor": _SHAPE_ARITH,
     "aten::copy": ("functional copy_, which only lowering/scatter_view_mutations emits (op_db has "
                    "no copy entry); covered by tests/lowering/test_scatter_view_mutations.py"),
     "aten::zero": ("functional zero_, which only lowering/scatter_view_mutations emits (op_db's "

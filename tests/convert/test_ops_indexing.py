@@ -264,9 +264,10 @@ def _mask_index(x, m):
     return x[m] * 2.0
 
 
-def test_bool_mask_index_falls_back():
-    # The result's shape depends on the mask's values: not converted, the
-    # group falls back to PyTorch with that reason, and results stay right.
+def test_bool_mask_index_stays_outside():
+    # The result's shape depends on the mask's values: the support check sees
+    # the mask's dtype, so x[m] stays in PyTorch with that reason (it used to
+    # join the group, whose every call then fell back), and results stay right.
     x = torch.randn(4, 5)
     m = x > 0
     module = jit(_mask_index, [x, m])
@@ -275,8 +276,11 @@ def test_bool_mask_index_falls_back():
     m2 = x > 1.0
     with torch.no_grad():
         torch.testing.assert_close(module(x, m2), _mask_index(x, m2))
-    failures = [f for g in group_counters(graph).values() for f in g["failures"].values()]
-    assert any("data-dependent shape" in f for f in failures), failures
+    assert "aten::index" in outside_aten_ops(graph), graph
+    report = torch_tvm.explain(module, (x, m))
+    (mask,) = [o for o in report.outside if o["op"] == "aten::index.Tensor"]
+    assert mask["decision"] == "check_failed" and "data-dependent shape" in mask["reason"], mask
+    assert report.num_fallbacks == 0, str(report)
 
 
 def _einsum3(a, b, c):

@@ -136,12 +136,26 @@ void Index(ConvertContext& ctx) {
   ctx.SetOutput(0, out);
 }
 
+// A boolean or uint8 index is a mask: the result's length is the count of
+// true entries, a value of the data. Refused when the front door shows the
+// index list's element dtypes, so the call stays in PyTorch instead of taking
+// its whole group down at compile time.
+std::optional<std::string> CheckIndex(const OpSignature& op) {
+  for (const ArgInfo& e : op.Arg(1).elements) {
+    auto st = TensorArgDType(e);
+    if (st && (*st == at::kBool || *st == at::kByte)) {
+      return "a boolean mask index gives a data-dependent shape";
+    }
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 TORCH_TVM_CONVERTERS(gather) {
   reg.Register("aten::index_select", IndexSelect);
   reg.Register("aten::gather", Gather);
-  reg.Register("aten::index.Tensor", Index);
+  reg.Register("aten::index.Tensor", Index, CheckIndex);
 }
 
 }  // namespace torch_tvm::convert

@@ -398,6 +398,19 @@ TORCH_TVM_CONVERTERS(shape) {
   // A list of tensors, or a list of compile-time scalars (a view's shape).
   reg.RegisterCompileTime("prim::ListConstruct", [](ConvertContext& c) {
     auto type = c.op.outputs.at(0)->expect<c10::ListType>()->getElementType();
+    bool all_known = c.NumInputs() > 0;  // every element known (folded shape math)
+    for (size_t i = 0; i < c.NumInputs() && all_known; ++i) {
+      auto k = c.Known(i);
+      all_known = k && k->isTensor();
+    }
+    if (all_known && type->isSubtypeOf(*c10::TensorType::get())) {
+      // Stays a compile-time value, so torch.stack([NumToTensor(size), ...])
+      // and the aten::Int after it fold too.
+      c10::List<at::Tensor> list;
+      for (size_t i = 0; i < c.NumInputs(); ++i) list.push_back(c.Known(i)->toTensor());
+      c.SetOutputConstant(0, std::move(list));
+      return;
+    }
     if (type->isSubtypeOf(*c10::TensorType::get())) {
       std::vector<Expr> items;
       for (size_t i = 0; i < c.NumInputs(); ++i) items.push_back(c.Tensor(i));
@@ -426,6 +439,13 @@ TORCH_TVM_CONVERTERS(shape) {
     c.SetOutput(0, items[i < 0 ? i + n : i]);
   });
   reg.Register("prim::ListUnpack", [](ConvertContext& c) {
+    const auto& in = c.Input(0);
+    if (in.kind == LoweredValue::Kind::kConstant && in.constant.isTensorList()) {
+      auto items = in.constant.toTensorVector();  // folded shape math stays folded
+      if (items.size() != c.op.NumOutputs()) throw std::runtime_error("list length mismatch");
+      for (size_t i = 0; i < items.size(); ++i) c.SetOutputConstant(i, items[i]);
+      return;
+    }
     auto items = c.TensorList(0);
     if (items.size() != c.op.NumOutputs()) throw std::runtime_error("list length mismatch");
     for (size_t i = 0; i < items.size(); ++i) c.SetOutput(i, items[i]);

@@ -36,14 +36,18 @@ int64_t FloorDiv(int64_t a, int64_t b) {
 }  // namespace
 
 TORCH_TVM_CONVERTERS(shape_arithmetic) {
-  reg.RegisterCompileTime("aten::size.int", SizeInt);
-  reg.RegisterCompileTime("aten::size", SizeList);
-  reg.RegisterCompileTime("aten::numel", [](ConvertContext& c) {
+  reg.RegisterShapeQuery("aten::size.int", SizeInt);
+  reg.RegisterShapeQuery("aten::size", SizeList);
+  // A traced `x.shape` used as a tensor (torchvision's detection transforms).
+  reg.RegisterShapeQuery("aten::_shape_as_tensor", [](ConvertContext& c) {
+    c.SetOutputConstant(0, at::tensor(c.Info(0).shape, at::kLong));
+  });
+  reg.RegisterShapeQuery("aten::numel", [](ConvertContext& c) {
     int64_t n = 1;
     for (int64_t d : c.Info(0).shape) n *= d;
     c.SetOutputConstant(0, n);
   });
-  reg.RegisterCompileTime("aten::dim", [](ConvertContext& c) { c.SetOutputConstant(0, c.Info(0).ndim()); });
+  reg.RegisterShapeQuery("aten::dim", [](ConvertContext& c) { c.SetOutputConstant(0, c.Info(0).ndim()); });
   reg.RegisterCompileTime("aten::add.int", [](ConvertContext& c) {
     IntBinary(c, [](int64_t a, int64_t b) { return a + b; });
   });

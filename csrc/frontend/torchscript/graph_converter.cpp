@@ -29,20 +29,35 @@ using torch::jit::Value;
 
 namespace {
 
+// A prim::Constant tensor this small (a traced Python scalar such as the `4`
+// of `embed_dim // 4`, or the `torch.tensor([k])` of torchvision's
+// _topk_min) is a Relax constant and also a compile-time value, so the shape
+// arithmetic on it folds. Larger constants (frozen weights) never fold.
+constexpr int64_t kMaxKnownConstantElements = 64;
+
+LoweredValue ConstantTensor(RelaxBuilder& bb, const at::Tensor& t) {
+  LoweredValue v = LoweredValue::OfTensor(bb.Constant(t));
+  if (t.numel() <= kMaxKnownConstantElements) v.known = t;
+  return v;
+}
+
+// A Tensor[] or a Tensor?[] with at least one tensor: its tensors are data.
+bool IsRuntimeTensorList(const c10::IValue& v) {
+  if (v.isTensorList()) return true;
+  if (!v.isList()) return false;
+  bool any = false;
+  for (const auto& e : v.toListRef()) {
+    if (!e.isTensor() && !e.isNone()) return false;
+    any |= e.isTensor();
+  }
+  return any;
+}
+
 // A pure op whose every input is known at compile time (shape arithmetic that
 // a traced model does on 0-d tensors: NumToTensor(size) * 2, then Int) is run
 // once here with PyTorch's own kernel; its results are compile-time values,
 // as for shape plumbing. Weights are Relax constants, not compile-time values,
 // so this never runs a layer on them.
-// A 0-d tensor prim::Constant (a traced Python scalar such as the `4` of
-// `embed_dim // 4`): a Relax constant, but also a compile-time value here.
-std::optional<c10::IValue> ScalarTensorConstant(const Value* v) {
-  if (v->node()->kind() != c10::prim::Constant) return std::nullopt;
-  auto value = torch::jit::toIValue(v);
-  if (!value || !value->isTensor() || value->toTensor().dim() != 0) return std::nullopt;
-  return value;
-}
-
 std::optional<torch::jit::Stack> FoldAtCompileTime(const Node* node,
                                                    const std::vector<LoweredValue>& inputs) {
   if (inputs.empty()) return std::nullopt;
@@ -50,9 +65,8 @@ std::optional<torch::jit::Stack> FoldAtCompileTime(const Node* node,
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (inputs[i].kind == LoweredValue::Kind::kConstant) {
       stack.push_back(inputs[i].constant);
-    } else if (auto c = i < node->inputs().size() ? ScalarTensorConstant(node->inputs()[i])
-                                                  : std::nullopt) {
-      stack.push_back(*c);
+    } else if (inputs[i].known) {
+      stack.push_back(*inputs[i].known);
     } else {
       return std::nullopt;
     }
@@ -96,12 +110,15 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
       continue;  // after the loop below: it stays a compile-time value
     } else if (v.isTensor() && bindings[i] == InputBinding::kRuntime) {
       add_param(v.toTensor(), ConvertedGraph::kWholeInput);
-    } else if (v.isTensorList() && bindings[i] == InputBinding::kRuntime) {
+    } else if (IsRuntimeTensorList(v) && bindings[i] == InputBinding::kRuntime) {
       // A list computed at run time: each element is a parameter (baking the
-      // values in would go stale: the spec key has shapes, not data).
-      env[in] = LoweredValue::OfTensorList({});
-      auto tensors = v.toTensorVector();
-      for (size_t k = 0; k < tensors.size(); ++k) add_param(tensors[k], static_cast<int64_t>(k));
+      // values in would go stale: the spec key has shapes, not data). A None
+      // of a Tensor?[] (advanced indexing) stays an undefined entry.
+      const auto& items = v.toListRef();
+      env[in] = LoweredValue::OfTensorList(std::vector<Expr>(items.size()));
+      for (size_t k = 0; k < items.size(); ++k) {
+        if (items[k].isTensor()) add_param(items[k].toTensor(), static_cast<int64_t>(k));
+      }
     } else {
       // Weights and every non-tensor input are baked into the module; the
       // group operator keys its cache on them.
@@ -117,7 +134,7 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     if (src.element == ConvertedGraph::kWholeInput) {
       env[in] = LoweredValue::OfTensor(e);
     } else {
-      env[in].tensors.push_back(e);
+      env[in].tensors.at(src.element) = e;
     }
   }
   for (auto& kv : env) {
@@ -135,7 +152,7 @@ ConvertedGraph ConvertGraph(const torch::jit::Graph& graph, const std::vector<c1
     if (node->kind() == c10::prim::Constant) {
       auto value = torch::jit::toIValue(node->output());
       if (!value) throw std::runtime_error("unreadable prim::Constant");
-      env[node->output()] = value->isTensor() ? LoweredValue::OfTensor(bb.Constant(value->toTensor()))
+      env[node->output()] = value->isTensor() ? ConstantTensor(bb, value->toTensor())
                                               : LoweredValue::OfConstant(*value);
       continue;
     }

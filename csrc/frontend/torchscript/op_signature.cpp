@@ -2,6 +2,8 @@
 
 #include <torch/csrc/jit/ir/constants.h>
 
+#include "common/group_symbols.h"
+
 namespace torch_tvm::frontend {
 
 using torch::jit::Node;
@@ -21,11 +23,33 @@ std::vector<c10::IValue> AttributeArgs(const Node* node) {
   return {};
 }
 
+namespace {
+
+// The prim::ListConstruct that built `v`, looking into a compilation group
+// when the list was merged into one (the partitioner asks again after merges).
+const Node* ListProducer(const torch::jit::Value* v) {
+  for (int depth = 0; depth < 8; ++depth) {
+    const Node* p = v->node();
+    if (p->kind() == c10::prim::ListConstruct) return p;
+    if (p->kind() != CompilationGroupKind()) return nullptr;
+    v = p->g(c10::attr::Subgraph)->outputs().at(v->offset());
+  }
+  return nullptr;
+}
+
+}  // namespace
+
 convert::OpSignature Signature(const Node* node) {
   convert::OpSignature op;
   op.key = SchemaKey(node);
   for (const auto* in : node->inputs()) {
-    op.args.push_back({in->type(), torch::jit::toIValue(in)});
+    convert::ArgInfo arg{in->type(), torch::jit::toIValue(in), {}};
+    if (const Node* list = ListProducer(in)) {
+      for (const auto* e : list->inputs()) {
+        arg.elements.push_back({e->type(), torch::jit::toIValue(e), {}});
+      }
+    }
+    op.args.push_back(std::move(arg));
   }
   for (auto& v : AttributeArgs(node)) op.args.push_back({v.type(), v});
   for (const auto* out : node->outputs()) op.outputs.push_back(out->type());
@@ -45,5 +69,7 @@ std::optional<std::string> UnsupportedReason(const Node* node) {
 bool IsPlumbing(const Node* node) { return convert::IsPlumbing(SchemaKey(node)); }
 
 bool IsPureView(const Node* node) { return convert::IsPureView(SchemaKey(node)); }
+
+bool IsShapeQuery(const Node* node) { return convert::IsShapeQuery(SchemaKey(node)); }
 
 }  // namespace torch_tvm::frontend

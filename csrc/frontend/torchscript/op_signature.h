@@ -34,5 +34,6 @@ std::optional<convert::Rejection> CheckSupport(const torch::jit::Node* node);
 std::optional<std::string> UnsupportedReason(const torch::jit::Node* node);
 bool IsPlumbing(const torch::jit::Node* node);
 bool IsPureView(const torch::jit::Node* node);
+bool IsShapeQuery(const torch::jit::Node* node);
 
 }  // namespace torch_tvm::frontend
