@@ -99,7 +99,6 @@ Decision DecisionOf(convert::Rejection::Kind kind) {
   return Decision::kUnsupportedOp;
 }
 
-
 // Nodes in a group's subgraph (1 for a plain node).
 size_t SubgraphSize(const Node* n) {
   if (n->kind() != CompilationGroupKind()) return 1;
@@ -107,6 +106,8 @@ size_t SubgraphSize(const Node* n) {
   return static_cast<size_t>(std::distance(nodes.begin(), nodes.end()));
 }
 
+// A group none of whose outputs is a tensor (shape arithmetic through 0-d
+// tensors: NumToTensor(numel) // 3 * 2 -> Int) gives TVM nothing to compute.
 bool NoTensorOutput(const Node* group) {
   for (const Value* v : group->outputs()) {
     if (HoldsTensors(v->type())) return false;
