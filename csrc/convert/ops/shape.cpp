@@ -398,20 +398,20 @@ TORCH_TVM_CONVERTERS(shape) {
   // A list of tensors, or a list of compile-time scalars (a view's shape).
   reg.RegisterCompileTime("prim::ListConstruct", [](ConvertContext& c) {
     auto type = c.op.outputs.at(0)->expect<c10::ListType>()->getElementType();
-    bool all_known = c.NumInputs() > 0;  // every element known (folded shape math)
-    for (size_t i = 0; i < c.NumInputs() && all_known; ++i) {
-      auto k = c.Known(i);
-      all_known = k && k->isTensor();
-    }
-    if (all_known && type->isSubtypeOf(*c10::TensorType::get())) {
-      // Stays a compile-time value, so torch.stack([NumToTensor(size), ...])
-      // and the aten::Int after it fold too.
-      c10::List<at::Tensor> list;
-      for (size_t i = 0; i < c.NumInputs(); ++i) list.push_back(c.Known(i)->toTensor());
-      c.SetOutputConstant(0, std::move(list));
-      return;
-    }
     if (type->isSubtypeOf(*c10::TensorType::get())) {
+      // Every element known (folded shape math): the list stays a compile-time
+      // value, so torch.stack([NumToTensor(size), ...]) and the aten::Int
+      // after it fold too.
+      c10::List<at::Tensor> known;
+      for (size_t i = 0; i < c.NumInputs(); ++i) {
+        auto k = c.Known(i);
+        if (!k || !k->isTensor()) break;
+        known.push_back(k->toTensor());
+      }
+      if (c.NumInputs() > 0 && known.size() == c.NumInputs()) {
+        c.SetOutputConstant(0, std::move(known));
+        return;
+      }
       std::vector<Expr> items;
       for (size_t i = 0; i < c.NumInputs(); ++i) items.push_back(c.Tensor(i));
       c.SetOutputList(0, items);
