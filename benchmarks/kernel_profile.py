@@ -1,6 +1,7 @@
 """Per-kernel profile of a model compiled by torch_tvm: where the time goes.
 
     python benchmarks/kernel_profile.py mobilenet_v2 [--batch 1] [--threads 2] [--runs 20]
+    python benchmarks/kernel_profile.py vit_tiny_patch16_224     # any zoo.py row too
 
 It compiles the model through the TorchScript path (shipped tuning databases
 apply as usual), keeps the Relax VM executable of each compiled group, and
@@ -37,6 +38,17 @@ def _capture_builds() -> list:
         return result
 
     return built
+
+
+def _build_model(name: str, batch: int):
+    """A run.py model (resnet18, mobilenet_v2, bert, ...) or any zoo.py row by name."""
+    import zoo_models
+
+    entry = zoo_models.ZOO_BY_NAME.get(name)
+    if entry is None:
+        model, x, _desc = build(name, batch)
+        return model, x
+    return entry.build().eval(), zoo_models.make_input(entry, batch, 0)
 
 
 def profile(vm, args, runs: int) -> tuple[dict, list[float]]:
@@ -81,7 +93,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     built = _capture_builds()
-    model, x, _desc = build(args.model, args.batch)
+    model, x = _build_model(args.model, args.batch)
     inputs = (x,)
     torch_tvm.enable()
     with torch.no_grad():

@@ -472,6 +472,10 @@ def _rel_cell(r: dict) -> str:
     return s
 
 
+def _host_cpu(r: dict) -> str:
+    return (r.get("cpu") or {}).get("host_cpu", "?")
+
+
 def select_rows(results: dict, batch: int, threads: int) -> list[dict]:
     """Cached rows of one configuration, in ZOO order (unknown names last)."""
     order = {e.name: i for i, e in enumerate(ZOO)}
@@ -497,6 +501,12 @@ def markdown_table(results: dict, batch: int = 1, threads: int = 2, level: int =
                    for r in rows if r.get("cpu")})
     if cpus:
         w("CPU: " + "; ".join(cpus) + "\n")
+    # Rows measured on different CPUs are not comparable with each other (an AVX-512 Zen 4/5
+    # and an AVX2 Zen 3 give different ratios for the same code): name each row's CPU.
+    mixed = len({_host_cpu(r) for r in rows}) > 1
+    if mixed:
+        w("**These rows come from more than one CPU** (column cpu): compare a row's peers "
+          "with each other, not rows of different CPUs.\n")
     vers = next((r["versions"] for r in rows if r.get("versions")), None)
     if vers:
         w("Packages: " + ", ".join(f"{k} {v}" for k, v in vers.items() if v) + "\n")
@@ -513,8 +523,9 @@ def markdown_table(results: dict, batch: int = 1, threads: int = 2, level: int =
       "machine).\n")
     w("| model | family / source | input | TorchScript ms | inductor ms | torch_tvm ms | "
       "vs TS | vs inductor | torch_tvm first call s | inductor first call s | groups | "
-      "ops outside | fallbacks | max rel err | bg load |")
-    w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|")
+      "ops outside | fallbacks | max rel err | bg load |" + (" cpu |" if mixed else ""))
+    w("|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|"
+      + ("---|" if mixed else ""))
     for r in rows:
         tvm = r.get("peers", {}).get("torch_tvm", {})
         info = tvm.get("torch_tvm") if tvm.get("status") == "ok" else None
@@ -532,7 +543,8 @@ def markdown_table(results: dict, batch: int = 1, threads: int = 2, level: int =
           f"{fmt(ind.get('first_call_s'), '.1f') if ind.get('status') == 'ok' else '–'} | "
           f"{info.get('groups', '–') if info else '–'} | {_outside_cell(info)} | "
           f"{_fallback_cell(info)} | {_rel_cell(r)} | "
-          f"{fmt(r.get('background_cores'), '.2f')} |")
+          f"{fmt(r.get('background_cores'), '.2f')} |"
+          + (f" {_host_cpu(r)} |" if mixed else ""))
     w("")
     g_ts = [s for r in rows if (s := _speedup(r, "ts_default"))]
     g_ind = [s for r in rows if (s := _speedup(r, "inductor"))]
@@ -543,10 +555,16 @@ def markdown_table(results: dict, batch: int = 1, threads: int = 2, level: int =
     gm = geomean(g_ind)
     w(f"- geometric mean speedup of torch_tvm vs inductor: {fmt_x(gm)} over "
       f"{len(g_ind)} model(s)")
-    slow = [(r["model"], s) for r in rows if (s := _speedup(r, "ts_default")) and s < 1.0]
+    slow = [(r["model"] + (f" on {_host_cpu(r)}" if mixed else ""), s)
+            for r in rows if (s := _speedup(r, "ts_default")) and s < 1.0]
     w(f"- slower than TorchScript ({len(slow)}): "
       + (", ".join(f"{m} ({fmt_x(s)})" for m, s in sorted(slow, key=lambda t: t[1]))
          or "none"))
+    if mixed:
+        for cpu in sorted({_host_cpu(r) for r in rows}):
+            own = [s for r in rows if _host_cpu(r) == cpu and (s := _speedup(r, "ts_default"))]
+            w(f"- rows measured on {cpu}: {len(own)}, geometric mean vs TorchScript "
+              f"{fmt_x(geomean(own))}")
     bad = []
     for r in rows:
         p = r.get("peers", {}).get("torch_tvm", {})

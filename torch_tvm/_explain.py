@@ -5,7 +5,7 @@ import dataclasses
 
 import torch
 
-from . import _C, _aten_choice, _tuning, _tvm_convs, _winograd
+from . import _C, _aten_choice, _linear_choice, _tuning, _tvm_convs, _winograd
 
 
 @dataclasses.dataclass
@@ -20,6 +20,8 @@ class ExplainReport:
     conv_choices: list[dict] = dataclasses.field(default_factory=list)
     # oneDNN or a tuned TVM kernel per conv, from the tuning databases (_tvm_convs)
     tvm_conv_choices: list[dict] = dataclasses.field(default_factory=list)
+    # the direct oneDNN inner product or PyTorch's op per linear shape (_linear_choice)
+    linear_choices: list[dict] = dataclasses.field(default_factory=list)
     # the tuning databases that apply, and how many tuned kernels/choices they gave
     tuning: dict = dataclasses.field(default_factory=dict)
 
@@ -68,6 +70,12 @@ class ExplainReport:
             lines.append(f"  kernel choice: conv2d {kh}x{kw}/s{c['stride'][0]} g{c['groups']} "
                          f"{n}x{h}x{w}x{ci}->{k} (+{chain}) at {c['threads']} thread(s) -> "
                          f"{c['kernel'].upper()} ({times}, {_source(c)})")
+        for c in self.linear_choices:
+            rows, k, n = c["shape"]
+            times = ", ".join(f"{name} {us:.1f} us" for name, us in c["times_us"].items())
+            how = f"{times}, {_source(c)}" if times else c.get("source", "forced")
+            lines.append(f"  kernel choice: linear {rows}x{k}->{n} (+{c['post']}) at "
+                         f"{c['threads']} thread(s) -> {c['kernel'].upper()} ({how})")
         if self.tuning:
             dbs = ", ".join(self.tuning["databases"]) or "none"
             lines.append(f"  tuning databases: {dbs}; tuned kernels applied "
@@ -118,4 +126,5 @@ def explain(module, inputs, runs: int = 3) -> ExplainReport:
                          eval_version=bool(info["eval_version"]),
                          kernel_choices=_aten_choice.decisions(),
                          conv_choices=_winograd.decisions(),
-                         tvm_conv_choices=_tvm_convs.decisions(), tuning=_tuning.describe())
+                         tvm_conv_choices=_tvm_convs.decisions(),
+                         linear_choices=_linear_choice.decisions(), tuning=_tuning.describe())

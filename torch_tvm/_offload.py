@@ -5,7 +5,8 @@ constant weight, plus what follows it when present (a constant bias add, then
 a residual add (+relu), or one unary post-op: relu, sigmoid, tanh, silu, gelu,
 or a clamp as hardtanh), becomes one call_pure_packed to torch_tvm.kernels.conv2d_nhwc /
 conv2d_add_nhwc, with the weight prepacked now, once. matmul with a constant
-weight becomes torch_tvm.kernels.linear (prepacked); other matmuls go to
+weight becomes torch_tvm.kernels.linear (prepacked for the kernel that
+_linear_choice measured faster for its shape); other matmuls go to
 torch_tvm.kernels.matmul (PyTorch's BLAS). The kernels live in
 csrc/kernels/onednn_kernels.cpp.
 """
@@ -16,7 +17,7 @@ import tvm_ffi
 from tvm import relax
 from tvm.relax.dpl import CallPattern, is_const, is_op, wildcard
 
-from . import _tvm_convs
+from . import _linear_choice, _tvm_convs
 from ._relax_uses import Bindings
 
 _prepack_conv = None
@@ -214,7 +215,9 @@ def _rewrite_matmuls(func, stats):
             batch = 1
             for d in xs[:-1]:
                 batch *= d
-            handle = _prepack_linear(wt.value, bias, batch, unary, scalars, algorithm or "")
+            post = (unary, scalars, algorithm or "")
+            handle = _prepack_linear(wt.value, bias, batch, *post,
+                                     _linear_choice.kernel_for(wt.value, bias, batch, post))
             stats["linear"] += 1
             return relax.op.call_pure_packed("torch_tvm.kernels.linear", bindings.operand(m[x]),
                                              relax.prim_value(handle),

@@ -18,7 +18,8 @@ with one is never transformed.
 The fastest wins (Winograd must beat oneDNN by `_MARGIN`, so that noise does
 not pick it); the decision is kept for the rest of the process, and listed
 by decisions() and explain(). stats()["kernels"]["winograd_calls"] counts
-the Winograd convolutions models ran (the choice's timing runs do not count).
+the Winograd convolutions models ran (the choice's timing runs do not count, nor
+do its oneDNN candidate's packing and calls: a timing scope).
 
 `mode`: "auto" (measure), "off" (never), or "F2"/"F4" (always that tile
 where eligible, for tests).
@@ -120,7 +121,7 @@ def _candidates(shape: wk.Shape, weight, bias, tiles, target):
                 out = bb.emit_output(out)
             bb.emit_func_output(out)
     mod = bb.get()
-    begin = tvm_ffi.get_global_func("torch_tvm.kernels.begin_packed_weight_scope")
+    begin = tvm_ffi.get_global_func("torch_tvm.kernels.begin_timing_scope")
     end = tvm_ffi.get_global_func("torch_tvm.kernels.end_packed_weight_scope")
     begin()
     try:

@@ -11,6 +11,9 @@ struct Counters {
   std::atomic<int64_t> conv2d{0}, conv2d_in_place{0}, linear{0}, matmul{0};
   // Conv calls that ran the direct oneDNN primitive (kernels/dnnl/direct_conv.h).
   std::atomic<int64_t> conv2d_direct{0};
+  // Linear calls that ran the direct oneDNN inner product (kernels/dnnl/direct_linear.h),
+  // and linears packed for PyTorch's op because that primitive could not run here.
+  std::atomic<int64_t> linear_direct{0}, linear_direct_refused{0};
   std::atomic<int64_t> prepacked{0}, layout_copies{0};
   // ATen kernels chosen over TVM's own for a norm, softmax or sum/mean
   // (aten_kernels.cpp).

@@ -1,9 +1,12 @@
 // Extern kernels that TVM-compiled graphs call for their heavy ops: 2d
 // convolution through a oneDNN primitive built once per conv
-// (kernels/dnnl/direct_conv.h), and linear through the oneDNN inside PyTorch,
-// reached with the dispatcher (the mkldnn:: ops Inductor uses). Both share
-// PyTorch's OpenMP pool. TORCH_TVM_CONV_KERNELS=aten sends convs to PyTorch's
-// mkldnn::_convolution_pointwise too, as before the direct path existed.
+// (kernels/dnnl/direct_conv.h), and linear through a oneDNN inner product
+// built once (kernels/dnnl/direct_linear.h) or through the oneDNN inside
+// PyTorch, reached with the dispatcher (the mkldnn:: ops Inductor uses),
+// whichever torch_tvm/_linear_choice.py measured faster for the shape. All
+// share PyTorch's OpenMP pool. TORCH_TVM_CONV_KERNELS=aten sends convs to
+// PyTorch's mkldnn::_convolution_pointwise too, as before the direct path
+// existed.
 //
 // Weights are prepacked once, at compile time, into oneDNN's blocked layout;
 // the compiled code refers to a packed weight by an integer handle. Tensors
@@ -20,12 +23,17 @@
 //   torch_tvm.kernels.conv2d_add_nhwc_inplace(x_nhwc, other_nhwc, handle)
 //                                    -> y_nhwc, written into other's buffer
 //   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary, scalars,
-//                                    algorithm) -> handle
+//                                    algorithm, kernel) -> handle (kernel: "onednn" for
+//                                    the direct inner product, "aten" for PyTorch's op;
+//                                    torch_tvm/_linear_choice.py measures which)
 //   torch_tvm.kernels.linear(x, handle) -> y
+//   torch_tvm.kernels.linear_kernel(handle) -> "onednn" | "aten" (the kernel that runs)
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
 //   torch_tvm.kernels.embedding(weight, indices) -> rows (bounds-checked)
 //   torch_tvm.kernels.begin_packed_weight_scope() / end_packed_weight_scope() -> owner
 //                                    weights prepacked in between live as long as owner
+//   torch_tvm.kernels.begin_timing_scope()  the same, for candidates a kernel choice
+//                                    times: their packing and calls are not counted
 //   torch_tvm.kernels.counters() -> {name: count}
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
@@ -39,6 +47,7 @@
 #include "common/dlpack_bridge.h"
 #include "kernels/counters.h"
 #include "kernels/dnnl/direct_conv.h"
+#include "kernels/dnnl/direct_linear.h"
 
 namespace torch_tvm::kernels {
 
@@ -114,6 +123,7 @@ struct PackedConv {
   c10::IValue after_add_unary;                             // None or the post-add attr
   KeepNanEpilogue epilogue;                                // after everything else
   std::vector<int64_t> input_nhwc;
+  bool counted = true;  // false when packed in a timing scope
 };
 
 // Convs go to the direct oneDNN primitive unless TORCH_TVM_CONV_KERNELS=aten
@@ -128,9 +138,13 @@ bool DirectConvs() {
 }
 
 struct PackedLinear {
-  at::Tensor weight;
+  // The direct oneDNN inner product (kernels/dnnl/direct_linear.h); null when
+  // the linear runs through PyTorch's mkldnn::_linear_pointwise instead.
+  std::shared_ptr<dnnl_direct::Linear> direct;
+  at::Tensor weight;  // for PyTorch's op: oneDNN blocked layout
   c10::IValue bias, unary_attr, unary_scalars, unary_algorithm;
   KeepNanEpilogue epilogue;
+  bool counted = true;  // false when packed in a timing scope
 };
 
 // Compiled executables refer to packed weights by integer handle. A handle
@@ -188,6 +202,9 @@ HandleTable<PackedLinear>& Linears() {
 // compiled executable keeps: when the executable goes, its weights go.
 struct PackedWeightScope {
   std::vector<int64_t> convs, linears;
+  // A timing scope (begin_timing_scope): its weights are candidates that a
+  // kernel choice times, so neither their packing nor their calls count.
+  bool timing = false;
   ~PackedWeightScope() {
     for (int64_t h : convs) Convs().Release(h);
     for (int64_t h : linears) Linears().Release(h);
@@ -196,6 +213,9 @@ struct PackedWeightScope {
 // Scopes nest: a build that compiles candidate kernels to time them (the
 // Winograd choice) opens its own scope inside the model's.
 thread_local std::vector<std::shared_ptr<PackedWeightScope>> scopes;
+
+// Whether weights packed now count: not inside a timing scope.
+bool Counted() { return scopes.empty() || !scopes.back()->timing; }
 
 void RecordConv(int64_t handle) {
   if (!scopes.empty()) scopes.back()->convs.push_back(handle);
@@ -273,7 +293,7 @@ at::Tensor EmptyNhwc(const dnnl_direct::Conv& conv) {
 
 ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
   auto conv = Convs().Get(handle);
-  GetCounters().conv2d++;
+  if (conv->counted) GetCounters().conv2d++;
   c10::InferenceMode guard;
   if (conv->direct) {
     if (conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv packed for a residual add";
@@ -281,7 +301,7 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
     at::Tensor y = EmptyNhwc(*conv->direct);
     conv->direct->Run(DataOf(x), y.data_ptr<float>());
     conv->epilogue.Apply(y);
-    GetCounters().conv2d_direct++;
+    if (conv->counted) GetCounters().conv2d_direct++;
     return ToTvm(y);
   }
   at::Tensor y = CallOp(ConvOp(), {NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
@@ -298,8 +318,8 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
 ffi::Tensor Conv2dAdd(const ffi::Tensor& x, const ffi::Tensor& other, int64_t handle,
                       bool in_place) {
   auto conv = Convs().Get(handle);
-  GetCounters().conv2d++;
-  if (in_place) GetCounters().conv2d_in_place++;
+  if (conv->counted) GetCounters().conv2d++;
+  if (in_place && conv->counted) GetCounters().conv2d_in_place++;
   c10::InferenceMode guard;
   if (conv->direct) {
     if (!conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv not packed for an add";
@@ -312,7 +332,7 @@ ffi::Tensor Conv2dAdd(const ffi::Tensor& x, const ffi::Tensor& other, int64_t ha
     if (!in_place || !acc.is_contiguous()) acc = acc.clone(at::MemoryFormat::Contiguous);
     conv->direct->Run(DataOf(x), acc.data_ptr<float>());
     conv->epilogue.Apply(acc);
-    GetCounters().conv2d_direct++;
+    if (conv->counted) GetCounters().conv2d_direct++;
     return ToTvm(acc);
   }
   at::Tensor acc = NhwcToTorch(other);
@@ -382,7 +402,8 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
                          {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
     if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
   }
-  GetCounters().prepacked++;
+  conv.counted = Counted();
+  if (conv.counted) GetCounters().prepacked++;
   int64_t handle = Convs().Add(std::move(conv));
   RecordConv(handle);
   return handle;
@@ -390,18 +411,45 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
 
 int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tensor>& bias,
                       int64_t batch, const ffi::String& unary,
-                      const ffi::Array<double>& unary_scalars, const ffi::String& algorithm) {
+                      const ffi::Array<double>& unary_scalars, const ffi::String& algorithm,
+                      const ffi::String& kernel) {
+  if (kernel != "onednn" && kernel != "aten") {
+    TVM_FFI_THROW(ValueError) << "torch_tvm: linear kernel must be 'onednn' or 'aten', not '"
+                              << kernel << "'";
+  }
   c10::InferenceMode guard;
   PackedLinear lin;
   at::Tensor w = FromTvm(w_in_out).t().contiguous();  // torch's [out, in]
-  lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
-  if (bias.has_value()) lin.bias = FromTvm(*bias).clone();
   PostOp post = MakePostOp(unary, unary_scalars, algorithm);
-  lin.unary_attr = post.attr;
-  lin.unary_scalars = post.Scalars();
-  lin.unary_algorithm = post.Algorithm();
   lin.epilogue = post.epilogue;
-  GetCounters().prepacked++;
+  at::Tensor b = bias.has_value() ? FromTvm(*bias).contiguous() : at::Tensor();
+  if (w.scalar_type() == at::kFloat && (!b.defined() || b.scalar_type() == at::kFloat) &&
+      kernel == "onednn") {
+    dnnl_direct::LinearParams p;
+    p.rows = batch;
+    p.in = w.size(1);
+    p.out = w.size(0);
+    p.has_bias = b.defined();
+    p.unary = post.attr;
+    p.scalars = post.scalars;
+    p.algorithm = post.algorithm;
+    try {
+      lin.direct = dnnl_direct::Linear::Create(p, w.data_ptr<float>(),
+                                               b.defined() ? b.data_ptr<float>() : nullptr);
+    } catch (const std::runtime_error&) {
+      // Counted: PyTorch's op runs this linear instead (see direct_linear.h).
+      if (Counted()) GetCounters().linear_direct_refused++;
+    }
+  }
+  if (!lin.direct) {
+    lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
+    if (b.defined()) lin.bias = b.clone();
+    lin.unary_attr = post.attr;
+    lin.unary_scalars = post.Scalars();
+    lin.unary_algorithm = post.Algorithm();
+  }
+  lin.counted = Counted();
+  if (lin.counted) GetCounters().prepacked++;
   int64_t handle = Linears().Add(std::move(lin));
   RecordLinear(handle);
   return handle;
@@ -409,10 +457,25 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
 
 ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   auto lin = Linears().Get(handle);
-  GetCounters().linear++;
+  const bool count = lin->counted;
+  if (count) GetCounters().linear++;
   c10::InferenceMode guard;
   at::Tensor input = FromTvm(x);
   auto out_shape = input.sizes().vec();
+  if (lin->direct) {
+    const auto& p = lin->direct->params();
+    if (input.scalar_type() != at::kFloat || !input.is_contiguous() || input.dim() < 1 ||
+        input.size(-1) != p.in || input.numel() != p.rows * p.in) {
+      TVM_FFI_THROW(ValueError) << "torch_tvm: linear input does not match the shape it was "
+                                   "packed for";
+    }
+    out_shape.back() = p.out;
+    at::Tensor y = at::empty(out_shape, at::TensorOptions().dtype(at::kFloat));
+    lin->direct->Run(input.const_data_ptr<float>(), y.data_ptr<float>());
+    lin->epilogue.Apply(y);
+    if (count) GetCounters().linear_direct++;
+    return ToTvm(y);
+  }
   static const c10::OperatorHandle& linear_op = Op("_linear_pointwise", "");
   at::Tensor y = CallOp(linear_op, {input.reshape({-1, input.size(-1)}), lin->weight, lin->bias,
                                     lin->unary_attr, lin->unary_scalars, lin->unary_algorithm});
@@ -451,10 +514,20 @@ TVM_FFI_STATIC_INIT_BLOCK() {
            })
       .def("torch_tvm.kernels.linear_prepack", LinearPrepack)
       .def("torch_tvm.kernels.linear", Linear)
+      .def("torch_tvm.kernels.linear_kernel",
+           [](int64_t handle) -> ffi::String {
+             return Linears().Get(handle)->direct ? "onednn" : "aten";
+           })
       .def("torch_tvm.kernels.matmul", MatMul)
       .def("torch_tvm.kernels.embedding", Embedding)
       .def("torch_tvm.kernels.begin_packed_weight_scope",
            [] { scopes.push_back(std::make_shared<PackedWeightScope>()); })
+      .def("torch_tvm.kernels.begin_timing_scope",
+           [] {
+             auto scope = std::make_shared<PackedWeightScope>();
+             scope->timing = true;
+             scopes.push_back(std::move(scope));
+           })
       .def("torch_tvm.kernels.end_packed_weight_scope",
            [] {
              std::shared_ptr<PackedWeightScope> scope;
@@ -477,6 +550,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("conv2d_in_place_calls", c.conv2d_in_place.load());
         m.Set("conv2d_direct_calls", c.conv2d_direct.load());
         m.Set("linear_calls", c.linear.load());
+        m.Set("linear_direct_calls", c.linear_direct.load());
+        m.Set("linear_direct_refused", c.linear_direct_refused.load());
         m.Set("matmul_calls", c.matmul.load());
         m.Set("prepacked_weights", c.prepacked.load());
         m.Set("layout_copies", c.layout_copies.load());

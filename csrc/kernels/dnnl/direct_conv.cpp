@@ -1,10 +1,10 @@
 #include "kernels/dnnl/direct_conv.h"
 
-#include <oneapi/dnnl/dnnl.hpp>
-
-#include <cstdlib>
 #include <cstring>
 #include <stdexcept>
+#include <utility>
+
+#include "kernels/dnnl/dnnl_common.h"
 
 namespace torch_tvm::kernels::dnnl_direct {
 
@@ -13,61 +13,10 @@ namespace {
 using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
-
-dnnl::engine& Engine() {
-  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
-  return engine;
-}
-
-// One stream per calling thread: a stream is not meant to be shared.
-dnnl::stream& Stream() {
-  thread_local dnnl::stream stream(Engine());
-  return stream;
-}
-
-// User-managed scratchpad, one growing buffer per calling thread: oneDNN's
-// library-managed one is shared between primitives unless built with
-// concurrent execution, so two compiled groups running on two threads could
-// clash in it.
-void* Scratch(size_t bytes) {
-  struct Buffer {
-    void* ptr = nullptr;
-    size_t size = 0;
-    ~Buffer() { std::free(ptr); }
-  };
-  thread_local Buffer buf;
-  if (bytes > buf.size) {
-    std::free(buf.ptr);
-    size_t rounded = (bytes + 63) / 64 * 64;
-    buf.ptr = std::aligned_alloc(64, rounded);
-    if (buf.ptr == nullptr) throw std::bad_alloc();
-    buf.size = rounded;
-  }
-  return buf.ptr;
-}
+using detail::Engine;
+using detail::Stream;
 
 memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
-
-void AppendUnary(dnnl::post_ops& ops, const ConvParams& p) {
-  using alg = dnnl::algorithm;
-  const std::string& u = p.unary;
-  if (u == "none") return;
-  if (u == "relu") return ops.append_eltwise(1.f, alg::eltwise_relu, 0.f, 0.f);
-  if (u == "sigmoid") return ops.append_eltwise(1.f, alg::eltwise_logistic, 0.f, 0.f);
-  if (u == "tanh") return ops.append_eltwise(1.f, alg::eltwise_tanh, 0.f, 0.f);
-  if (u == "swish") return ops.append_eltwise(1.f, alg::eltwise_swish, 1.f, 0.f);
-  if (u == "gelu") {
-    if (p.algorithm == "tanh") return ops.append_eltwise(1.f, alg::eltwise_gelu_tanh, 0.f, 0.f);
-    if (p.algorithm.empty() || p.algorithm == "none")
-      return ops.append_eltwise(1.f, alg::eltwise_gelu_erf, 0.f, 0.f);
-  }
-  if (u == "hardtanh" && p.scalars.size() == 2) {
-    return ops.append_eltwise(1.f, alg::eltwise_clip, static_cast<float>(p.scalars[0]),
-                              static_cast<float>(p.scalars[1]));
-  }
-  throw std::runtime_error("torch_tvm: no oneDNN post-op for '" + u + "' (algorithm '" +
-                           p.algorithm + "')");
-}
 
 }  // namespace
 
@@ -110,7 +59,7 @@ std::shared_ptr<Conv> Conv::Create(const ConvParams& p, const float* weights, co
 
     dnnl::post_ops ops;
     if (p.sum) ops.append_sum(1.f);
-    AppendUnary(ops, p);
+    detail::AppendUnary(ops, p.unary, p.scalars, p.algorithm);
     dnnl::primitive_attr attr;
     attr.set_post_ops(ops);
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
@@ -153,21 +102,12 @@ std::string Conv::implementation() const { return impl_->impl_name; }
 
 void Conv::Run(const float* src, float* dst) const {
   const Impl& m = *impl_;
-  auto& eng = Engine();
-  memory s(m.src_md, eng, const_cast<float*>(src));
-  memory d(m.dst_md, eng, dst);
+  memory s(m.src_md, Engine(), const_cast<float*>(src));
+  memory d(m.dst_md, Engine(), dst);
   std::unordered_map<int, memory> args{
       {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, m.weights}, {DNNL_ARG_DST, d}};
   if (m.has_bias) args.emplace(DNNL_ARG_BIAS, m.bias);
-  if (m.scratch_bytes > 0) {
-    args.emplace(DNNL_ARG_SCRATCHPAD, memory(m.scratch_md, eng, Scratch(m.scratch_bytes)));
-  }
-  try {
-    m.prim.execute(Stream(), args);
-    Stream().wait();
-  } catch (const dnnl::error& e) {
-    throw std::runtime_error(std::string("torch_tvm: oneDNN convolution failed: ") + e.what());
-  }
+  detail::Execute(m.prim, std::move(args), m.scratch_md, m.scratch_bytes, "convolution");
 }
 
 std::string Version() {

@@ -1,0 +1,73 @@
+#include "kernels/dnnl/dnnl_common.h"
+
+#include <cstdlib>
+#include <new>
+#include <stdexcept>
+#include <unordered_map>
+
+namespace torch_tvm::kernels::dnnl_direct::detail {
+
+dnnl::engine& Engine() {
+  static dnnl::engine engine(dnnl::engine::kind::cpu, 0);
+  return engine;
+}
+
+dnnl::stream& Stream() {
+  thread_local dnnl::stream stream(Engine());
+  return stream;
+}
+
+void* Scratch(size_t bytes) {
+  struct Buffer {
+    void* ptr = nullptr;
+    size_t size = 0;
+    ~Buffer() { std::free(ptr); }
+  };
+  thread_local Buffer buf;
+  if (bytes > buf.size) {
+    std::free(buf.ptr);
+    buf.ptr = nullptr;
+    buf.size = 0;
+    size_t rounded = (bytes + 63) / 64 * 64;
+    buf.ptr = std::aligned_alloc(64, rounded);
+    if (buf.ptr == nullptr) throw std::bad_alloc();
+    buf.size = rounded;
+  }
+  return buf.ptr;
+}
+
+void AppendUnary(dnnl::post_ops& ops, const std::string& u, const std::vector<double>& scalars,
+                 const std::string& algorithm) {
+  using alg = dnnl::algorithm;
+  if (u == "none") return;
+  if (u == "relu") return ops.append_eltwise(1.f, alg::eltwise_relu, 0.f, 0.f);
+  if (u == "sigmoid") return ops.append_eltwise(1.f, alg::eltwise_logistic, 0.f, 0.f);
+  if (u == "tanh") return ops.append_eltwise(1.f, alg::eltwise_tanh, 0.f, 0.f);
+  if (u == "swish") return ops.append_eltwise(1.f, alg::eltwise_swish, 1.f, 0.f);
+  if (u == "gelu") {
+    if (algorithm == "tanh") return ops.append_eltwise(1.f, alg::eltwise_gelu_tanh, 0.f, 0.f);
+    if (algorithm.empty() || algorithm == "none")
+      return ops.append_eltwise(1.f, alg::eltwise_gelu_erf, 0.f, 0.f);
+  }
+  if (u == "hardtanh" && scalars.size() == 2) {
+    return ops.append_eltwise(1.f, alg::eltwise_clip, static_cast<float>(scalars[0]),
+                              static_cast<float>(scalars[1]));
+  }
+  throw std::runtime_error("torch_tvm: no oneDNN post-op for '" + u + "' (algorithm '" +
+                           algorithm + "')");
+}
+
+void Execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory> args,
+             const dnnl::memory::desc& scratch_md, size_t scratch_bytes, const char* what) {
+  if (scratch_bytes > 0) {
+    args.emplace(DNNL_ARG_SCRATCHPAD, dnnl::memory(scratch_md, Engine(), Scratch(scratch_bytes)));
+  }
+  try {
+    prim.execute(Stream(), args);
+    Stream().wait();
+  } catch (const dnnl::error& e) {
+    throw std::runtime_error(std::string("torch_tvm: oneDNN ") + what + " failed: " + e.what());
+  }
+}
+
+}  // namespace torch_tvm::kernels::dnnl_direct::detail

@@ -1,0 +1,153 @@
+"""The direct oneDNN linear (csrc/kernels/dnnl/direct_linear.cpp) against
+eager: rows 1 and many, sizes off the vector width, with and without bias,
+every fused post-op, 3-d inputs. The linear_direct_calls counter proves which
+kernel ran; TORCH_TVM_LINEAR_KERNELS=aten is PyTorch's op, and the default
+(auto) measures both per shape (torch_tvm/_linear_choice.py)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import torch_tvm
+from conftest import assert_outputs_close, run_tvm
+
+POSTS = {
+    "none": lambda y: y * 2.0,  # a TVM kernel after the linear keeps the group at two ops
+    "gelu": F.gelu,
+    "gelu_tanh": lambda y: F.gelu(y, approximate="tanh"),
+    "sigmoid": torch.sigmoid,
+    "tanh": torch.tanh,
+    "silu": F.silu,
+    "relu": torch.relu,  # NaN-keeping epilogue after the kernel
+    "relu6": F.relu6,  # NaN-keeping clamp after the kernel
+}
+
+
+class _LinearThen(nn.Module):
+    def __init__(self, lin, post):
+        super().__init__()
+        self.lin, self.post = lin, post
+
+    def forward(self, x):
+        return self.post(self.lin(x))
+
+
+def _kernels():
+    return torch_tvm.stats()["kernels"]
+
+
+def _run(m, x):
+    """(output, direct linear calls, all linear calls) of running m 3 times."""
+    before = _kernels()
+    out = run_tvm(m, x)
+    after = _kernels()
+    return (out, after["linear_direct_calls"] - before["linear_direct_calls"],
+            after["linear_calls"] - before["linear_calls"])
+
+
+@pytest.fixture
+def direct(monkeypatch):
+    monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", "onednn")
+    torch_tvm.enable()
+
+
+CASES = [  # (input shape, out features, bias)
+    ((1, 512), 100, True),
+    ((3, 17), 5, False),
+    ((2, 33, 24), 40, True),  # 3-d: 66 rows
+    ((1, 197, 64), 48, True),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda c: f"x{'x'.join(map(str, c[0]))}-o{c[1]}-b{int(c[2])}")
+def test_direct_linear_against_eager(case, direct):
+    shape, out_features, bias = case
+    m = _LinearThen(nn.Linear(shape[-1], out_features, bias=bias), POSTS["none"]).eval()
+    x = torch.randn(*shape)
+    out, direct_calls, total = _run(m, x)
+    assert_outputs_close(out, m(x))
+    assert total > 0 and direct_calls == total
+
+
+@pytest.mark.parametrize("post", sorted(POSTS))
+def test_fused_post_ops_against_eager(post, direct):
+    m = _LinearThen(nn.Linear(24, 19), POSTS[post]).eval()
+    x = torch.randn(5, 24)
+    x[0, 3] = float("nan")
+    x[2, 7] = float("inf")
+    out, direct_calls, total = _run(m, x)
+    assert_outputs_close(out, m(x), equal_nan=True)
+    assert total > 0 and direct_calls == total
+
+
+def test_pytorch_op_path_against_eager(monkeypatch):
+    monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", "aten")
+    torch_tvm.enable()
+    m = _LinearThen(nn.Linear(24, 19), F.gelu).eval()
+    x = torch.randn(5, 24)
+    out, direct_calls, total = _run(m, x)
+    assert_outputs_close(out, m(x))
+    assert total > 0 and direct_calls == 0
+
+
+def test_auto_choice_is_measured_and_applied(monkeypatch):
+    """Default: the first build of a shape times both kernels on the real
+    weight; explain() lists the choice, and the kernel that runs is the one chosen."""
+    from torch_tvm import _linear_choice
+
+    monkeypatch.delenv("TORCH_TVM_LINEAR_KERNELS", raising=False)
+    torch_tvm.enable()
+    m = _LinearThen(nn.Linear(37, 23), F.gelu).eval()
+    x = torch.randn(6, 37)
+    out, direct_calls, total = _run(m, x)
+    assert_outputs_close(out, m(x))
+    [choice] = [c for c in _linear_choice.decisions() if c["shape"] == [6, 37, 23]]
+    assert choice["source"] == "measured" and choice["post"] == "gelu"
+    assert set(choice["times_us"]) == {"onednn", "aten"}
+    assert choice["kernel"] == min(choice["times_us"], key=choice["times_us"].get)
+    assert total > 0 and direct_calls == (total if choice["kernel"] == "onednn" else 0)
+    assert "kernel choice: linear 6x37->23 (+gelu)" in str(torch_tvm.explain(m, [x]))
+
+
+def test_bad_kernel_setting_is_refused(monkeypatch):
+    monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", "fast")
+    torch_tvm.enable(strict=True)
+    m = _LinearThen(nn.Linear(4, 4), POSTS["none"]).eval()
+    with pytest.raises(RuntimeError, match="TORCH_TVM_LINEAR_KERNELS must be 'auto', 'onednn'"):
+        run_tvm(m, torch.randn(2, 4))
+
+
+def test_refused_when_onednn_binds_to_torch_symbols():
+    """With libtorch_cpu made global before torch_tvm loads, the system
+    oneDNN's GEMM binds to torch's copy and cannot run: the direct kernel
+    refuses itself at prepack (counted) and PyTorch's op gives the result."""
+    code = textwrap.dedent("""
+        import ctypes, os, torch
+        ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"),
+                    mode=os.RTLD_GLOBAL)
+        import torch_tvm
+        m = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.GELU()).eval()
+        x = torch.randn(3, 16)
+        torch_tvm.enable()
+        with torch.no_grad():
+            t = torch.jit.trace(m, x)
+            for _ in range(3):
+                y = t(x)
+            torch.testing.assert_close(y, m(x), rtol=1e-4, atol=1e-5)
+        k = torch_tvm.stats()["kernels"]
+        print(k["linear_direct_refused"], k["linear_direct_calls"], k["linear_calls"],
+              torch_tvm.stats()["fallback_calls"])
+    """)
+    env = dict(os.environ, TORCH_TVM_LINEAR_KERNELS="onednn")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    refused, direct_calls, calls, fallbacks = map(int, res.stdout.split()[-4:])
+    assert refused >= 1 and direct_calls == 0 and calls >= 1 and fallbacks == 0

@@ -1,0 +1,113 @@
+"""Per linear shape, the oneDNN kernel measured faster on this machine.
+
+A float32 linear (matmul by a constant weight, optional bias and fused
+post-op) that OffloadToOneDNN takes runs as torch_tvm.kernels.linear, with
+its weight prepacked for one of two kernels (csrc/kernels/onednn_kernels.cpp):
+  - "onednn": an inner product of the system oneDNN 2.6, built once at
+    prepack (csrc/kernels/dnnl/direct_linear.h): no per-call glue, which
+    makes it up to 1.8x faster on small GEMMs such as a classifier head;
+  - "aten": PyTorch's mkldnn::_linear_pointwise (its oneDNN 3.x): ~45 us of
+    per-call glue, but faster GEMM code on some larger shapes (BERT's
+    128x512x512, for example; benchmarks/linear_choice.py has the table).
+Neither wins by size alone, so the first build that meets a (rows, in, out,
+bias, post-op, threads) signature prepacks the real weight both ways and
+times both through the same FFI call, interleaved, best round of each; the
+faster is kept for the rest of the process (and stored by tune()); the
+timing runs are not in the kernel counters. A linear
+whose direct kernel cannot run here (linear_direct_refused) takes "aten".
+
+TORCH_TVM_LINEAR_KERNELS=onednn|aten forces one kernel (auto: measure).
+`decisions()` lists every choice; explain() prints them and
+stats()["kernels"]["linear_direct_calls"] counts the direct calls.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import tvm
+import tvm_ffi
+
+from . import _tuning
+from ._aten_choice import _best_of_interleaved
+
+ENV = "TORCH_TVM_LINEAR_KERNELS"
+MODES = ("auto", "onednn", "aten")
+
+_lock = threading.Lock()
+_decisions: dict[tuple, dict] = {}
+
+
+def decisions() -> list[dict]:
+    with _lock:
+        return [dict(d) for d in _decisions.values()]
+
+
+def _mode() -> str:
+    mode = os.environ.get(ENV) or "auto"
+    if mode not in MODES:
+        raise ValueError(f"torch_tvm: {ENV} must be 'auto', 'onednn' or 'aten', not {mode!r}")
+    return mode
+
+
+def _threads() -> int:
+    target = tvm.target.Target.current()
+    return int(target.attrs.get("num-cores", 1)) if target is not None else 1
+
+
+def _measure(weight, bias, rows, post):
+    """{kernel: us per call} of the real weight prepacked both ways, in a
+    timing scope (released on return, not in the kernel counters); None when
+    the direct kernel cannot run in this process."""
+    import numpy as np  # noqa: PLC0415
+
+    prepack = tvm_ffi.get_global_func("torch_tvm.kernels.linear_prepack")
+    linear = tvm_ffi.get_global_func("torch_tvm.kernels.linear")
+    kernel_of = tvm_ffi.get_global_func("torch_tvm.kernels.linear_kernel")
+    begin = tvm_ffi.get_global_func("torch_tvm.kernels.begin_timing_scope")
+    end = tvm_ffi.get_global_func("torch_tvm.kernels.end_packed_weight_scope")
+    k = int(weight.shape[0])
+    x = tvm.runtime.tensor(np.random.default_rng(0).standard_normal((rows, k)).astype("float32"))
+    begin()
+    try:
+        handles = {kernel: prepack(weight, bias, rows, *post, kernel) for kernel in ("onednn", "aten")}
+        if kernel_of(handles["onednn"]) != "onednn":  # refused: cannot run here
+            return None
+        times = _best_of_interleaved([(linear, [x, handles[kernel]]) for kernel in handles],
+                                     rounds=5, per_round=3)
+        return dict(zip(handles, times))
+    finally:
+        end()
+
+
+def kernel_for(weight, bias, rows: int, post: tuple) -> str:
+    """"onednn" or "aten" for a linear of `rows` rows by `weight` ([in, out],
+    a tvm tensor), with `bias` (or None) and post-op (unary, scalars, algorithm)."""
+    mode = _mode()
+    k, n = (int(d) for d in weight.shape)
+    unary, scalars, algorithm = post
+    threads = _threads()
+    signature = [[rows, k, n], bias is not None, unary, list(scalars), algorithm]
+    key = (rows, k, n, bias is not None, unary, tuple(scalars), algorithm, threads)
+    if mode != "auto":
+        with _lock:
+            _decisions[key] = {"op": "linear", "shape": [rows, k, n], "post": unary,
+                               "threads": threads, "times_us": {}, "choice": mode,
+                               "kernel": mode, "source": "forced"}
+        return mode
+    db_key = _tuning.choice_key("linear", signature, threads)
+    with _lock:
+        known = _decisions.get(key)
+    if known is None or known["source"] == "forced":
+        known = _tuning.lookup_choice(db_key)
+        if known is None or known.get("choice") not in ("onednn", "aten"):
+            times = _measure(weight, bias, rows, post)
+            refused = times is None
+            choice = "aten" if refused else min(times, key=times.get)
+            known = {"op": "linear", "shape": [rows, k, n], "post": unary, "threads": threads,
+                     "times_us": times or {}, "choice": choice, "kernel": choice,
+                     "source": "direct kernel refused" if refused else "measured"}
+        with _lock:
+            _decisions[key] = known
+    _tuning.note_choice(db_key, known)
+    return known["choice"]
