@@ -124,7 +124,7 @@ def test_bad_kernel_setting_is_refused(monkeypatch):
         run_tvm(m, torch.randn(2, 4))
 
 
-def test_refused_when_onednn_binds_to_torch_symbols():
+def test_refused_when_onednn_binds_to_torch_symbols(tmp_path):
     """With libtorch_cpu made global before torch_tvm loads, the system
     oneDNN's GEMM binds to torch's copy and cannot run: the direct kernel
     refuses itself at prepack (counted) and PyTorch's op gives the result."""
@@ -146,8 +146,10 @@ def test_refused_when_onednn_binds_to_torch_symbols():
               torch_tvm.stats()["fallback_calls"])
     """)
     env = dict(os.environ, TORCH_TVM_LINEAR_KERNELS="onednn")
+    # Not from the repository root, where `import torch_tvm` would find the sources, not the
+    # installed package.
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=300)
+                         timeout=300, cwd=tmp_path)
     assert res.returncode == 0, res.stderr[-2000:]
     refused, direct_calls, calls, fallbacks = map(int, res.stdout.split()[-4:])
     assert refused >= 1 and direct_calls == 0 and calls >= 1 and fallbacks == 0
