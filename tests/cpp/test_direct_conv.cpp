@@ -8,20 +8,13 @@
 #include <stdexcept>
 #include <vector>
 
+#include "random_data.h"
 #include "kernels/dnnl/direct_conv.h"
 
 namespace {
 
 using torch_tvm::kernels::dnnl_direct::Conv;
 using torch_tvm::kernels::dnnl_direct::ConvParams;
-
-std::vector<float> Random(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(gen);
-  return v;
-}
 
 // NHWC input, OIHW weights, NHWC output; the output is added to when `sum`.
 void Reference(const ConvParams& p, const std::vector<float>& x, const std::vector<float>& w,

@@ -7,20 +7,13 @@
 #include <stdexcept>
 #include <vector>
 
+#include "random_data.h"
 #include "kernels/dnnl/direct_linear.h"
 
 namespace {
 
 using torch_tvm::kernels::dnnl_direct::Linear;
 using torch_tvm::kernels::dnnl_direct::LinearParams;
-
-std::vector<float> Random(size_t n, unsigned seed) {
-  std::mt19937 gen(seed);
-  std::uniform_real_distribution<float> dist(-1.f, 1.f);
-  std::vector<float> v(n);
-  for (float& x : v) x = dist(gen);
-  return v;
-}
 
 double Unary(const LinearParams& p, double v) {
   if (p.unary == "relu") return v > 0 ? v : 0;

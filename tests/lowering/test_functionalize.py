@@ -9,20 +9,10 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-import torch_tvm
 from conftest import assert_outputs_close, group_nodes, jit, ops_in_groups, outside_aten_ops, run_jitted
+from test_scatter_view_mutations import _canonical, _functionalized
 
 _T = "Float(2, 8, strides=[8, 1], requires_grad=0, device=cpu)"
-
-
-def _canonical(graph) -> str:
-    return str(torch._C._jit_pass_canonicalize(graph, False))
-
-
-def _functionalized(ir: str) -> str:
-    g = torch._C.parse_ir(ir)
-    torch_tvm._C.functionalize(g)
-    return _canonical(g)
 
 
 def _graph(body: str, producer: str = "aten::mul(%x, %c2)", op: str = "aten::leaky_relu_") -> str:

@@ -1,6 +1,5 @@
 #include "kernels/dnnl/direct_conv.h"
 
-#include <cstring>
 #include <stdexcept>
 #include <utility>
 
@@ -14,7 +13,6 @@ using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 using detail::Engine;
-using detail::Stream;
 
 memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin(), v.end()); }
 
@@ -81,15 +79,11 @@ std::shared_ptr<Conv> Conv::Create(const ConvParams& p, const float* weights, co
     impl->scratch_bytes = impl->scratch_md.get_size();
 
     // The weights, reordered once into the layout the primitive wants.
-    memory src_w(user_w, Engine(), const_cast<float*>(weights));
-    impl->weights = memory(pd.weights_desc(), Engine());
-    dnnl::reorder(src_w, impl->weights).execute(Stream(), src_w, impl->weights);
+    impl->weights = detail::PackOnce(pd.weights_desc(), user_w, weights);
     if (p.has_bias) {
-      impl->bias = memory(bias_md, Engine());
-      std::memcpy(impl->bias.get_data_handle(), bias, sizeof(float) * w[0]);
+      impl->bias = detail::PackOnce(bias_md, bias_md, bias);
       impl->has_bias = true;
     }
-    Stream().wait();
     return std::shared_ptr<Conv>(new Conv(std::move(impl)));
   } catch (const dnnl::error& e) {
     throw std::runtime_error(std::string("torch_tvm: oneDNN convolution: ") + e.what());

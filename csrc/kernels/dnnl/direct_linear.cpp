@@ -1,6 +1,5 @@
 #include "kernels/dnnl/direct_linear.h"
 
-#include <cstring>
 #include <stdexcept>
 #include <utility>
 #include <vector>
@@ -13,7 +12,6 @@ using dnnl::memory;
 using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 using detail::Engine;
-using detail::Stream;
 
 struct Linear::Impl {
   LinearParams params;
@@ -59,14 +57,10 @@ std::shared_ptr<Linear> Linear::Create(const LinearParams& p, const float* weigh
     impl->scratch_bytes = impl->scratch_md.get_size();
 
     // The weights, reordered once into the layout the primitive wants.
-    memory src_w(user_w, Engine(), const_cast<float*>(weights));
-    impl->weights = memory(pd.weights_desc(), Engine());
-    dnnl::reorder(src_w, impl->weights).execute(Stream(), src_w, impl->weights);
+    impl->weights = detail::PackOnce(pd.weights_desc(), user_w, weights);
     if (p.has_bias) {
-      impl->bias = memory(bias_md, Engine());
-      std::memcpy(impl->bias.get_data_handle(), bias, sizeof(float) * p.out);
+      impl->bias = detail::PackOnce(bias_md, bias_md, bias);
     }
-    Stream().wait();
     auto linear = std::shared_ptr<Linear>(new Linear(std::move(impl)));
     // One run on zeros: oneDNN's GEMM fails to execute when this oneDNN's
     // internal symbols were bound to another copy's (PyTorch exports a

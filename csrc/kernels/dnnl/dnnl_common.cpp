@@ -57,6 +57,15 @@ void AppendUnary(dnnl::post_ops& ops, const std::string& u, const std::vector<do
                            algorithm + "')");
 }
 
+dnnl::memory PackOnce(const dnnl::memory::desc& wanted, const dnnl::memory::desc& user,
+                      const float* data) {
+  dnnl::memory src(user, Engine(), const_cast<float*>(data));
+  dnnl::memory packed(wanted, Engine());
+  dnnl::reorder(src, packed).execute(Stream(), src, packed);
+  Stream().wait();
+  return packed;
+}
+
 void Execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory> args,
              const dnnl::memory::desc& scratch_md, size_t scratch_bytes, const char* what) {
   if (scratch_bytes > 0) {

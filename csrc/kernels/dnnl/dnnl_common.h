@@ -29,6 +29,11 @@ void* Scratch(size_t bytes);
 void AppendUnary(dnnl::post_ops& ops, const std::string& unary, const std::vector<double>& scalars,
                  const std::string& algorithm);
 
+// A new memory of layout `wanted` holding `data` (laid out as `user`), copied
+// or reordered once, now: the packed weights and bias of a primitive.
+dnnl::memory PackOnce(const dnnl::memory::desc& wanted, const dnnl::memory::desc& user,
+                      const float* data);
+
 // Runs `prim` on `args`, adding the scratchpad it needs, and waits.
 void Execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory> args,
              const dnnl::memory::desc& scratch_md, size_t scratch_bytes, const char* what);
