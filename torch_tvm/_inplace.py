@@ -34,8 +34,9 @@ _ADD = _PREFIX + "conv2d_add_nhwc"
 _ADD_IN_PLACE = _PREFIX + "conv2d_add_nhwc_inplace"
 # Kernels whose output is a fresh tensor and which keep no reference to, and
 # return no alias of, their inputs (the in-place one consumes its second).
-_FRESH_OUTPUT = {_PREFIX + n for n in ("conv2d_nhwc", "conv2d_add_nhwc",
-                                       "conv2d_add_nhwc_inplace", "linear", "matmul",
+_FRESH_OUTPUT = {_PREFIX + n for n in ("conv2d_nhwc", "conv2d_nhwc_trusting",
+                                       "conv2d_add_nhwc", "conv2d_add_nhwc_inplace",
+                                       "linear", "matmul",
                                        "embedding")}
 
 

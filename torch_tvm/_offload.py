@@ -4,7 +4,9 @@ Runs after BN folding and the NHWC layout conversion. Each nn.conv2d with a
 constant weight, plus what follows it when present (a constant bias add, then
 a residual add (+relu), or one unary post-op: relu, sigmoid, tanh, silu, gelu,
 or a clamp as hardtanh), becomes one call_pure_packed to torch_tvm.kernels.conv2d_nhwc /
-conv2d_add_nhwc, with the weight prepacked now, once. matmul with a constant
+conv2d_add_nhwc, with the weight prepacked now, once. A conv2d_nhwc whose input
+another conv2d_nhwc wrote through a clamp becomes conv2d_nhwc_trusting
+(_trust_clamped_inputs). matmul with a constant
 weight becomes torch_tvm.kernels.linear (prepacked for the kernel that
 _linear_choice measured faster for its shape); other matmuls go to
 torch_tvm.kernels.matmul (PyTorch's BLAS). The kernels live in
@@ -15,20 +17,25 @@ from __future__ import annotations
 import tvm
 import tvm_ffi
 from tvm import relax
-from tvm.relax.dpl import CallPattern, is_const, is_op, wildcard
+from tvm.relax.dpl import CallPattern, ExternFuncPattern, is_const, is_op, wildcard
 
 from . import _linear_choice, _tvm_convs
 from ._relax_uses import Bindings
 
+CONV = "torch_tvm.kernels.conv2d_nhwc"
+CONV_TRUSTING = "torch_tvm.kernels.conv2d_nhwc_trusting"
+
 _prepack_conv = None
 _prepack_linear = None
+_can_trust = None
 
 
 def _globals():
-    global _prepack_conv, _prepack_linear
+    global _prepack_conv, _prepack_linear, _can_trust
     if _prepack_conv is None:
         _prepack_conv = tvm_ffi.get_global_func("torch_tvm.kernels.conv2d_prepack")
         _prepack_linear = tvm_ffi.get_global_func("torch_tvm.kernels.linear_prepack")
+        _can_trust = tvm_ffi.get_global_func("torch_tvm.kernels.conv2d_can_trust")
 
 
 def _shape(expr):
@@ -180,11 +187,39 @@ def _rewrite_convs(func, stats, threads):
                                                  bindings.operand(m[x]),
                                                  bindings.operand(m[other]),
                                                  relax.prim_value(handle), ty_args=out_ty)
-            return relax.op.call_pure_packed("torch_tvm.kernels.conv2d_nhwc", bindings.operand(m[x]),
+            return relax.op.call_pure_packed(CONV, bindings.operand(m[x]),
                                              relax.prim_value(handle), ty_args=out_ty)
 
         func = relax.dpl.rewrite_call(pattern, rewriter, func)
     return func
+
+
+def _trust_clamped_inputs(func):
+    """conv2d_nhwc(conv2d_nhwc(x, p), c) -> conv2d_nhwc_trusting(..., c) when p
+    clamps to finite bounds that c's NanGuard admits (conv2d_can_trust).
+
+    A relu/clamp that drops NaN as a oneDNN post-op runs fused only on inputs
+    that cannot make a NaN or an infinity (csrc/kernels/dnnl/direct_conv.h).
+    Scanning an input as large as the output costs more than the separate
+    pass it saves, but when the input is the output of a conv that clamped it
+    fused (so it holds no NaN and stays within the bound), the kernel knows it
+    from that producer's call on the same thread (BoundedOutputs in
+    onednn_kernels.cpp): MobileNetV2's depthwise convs after each expanding
+    1x1 conv. The IR states which producer a consumer relies on; the kernel
+    checks at run time that the producer ran fused.
+    """
+    producer = is_op("relax.call_pure_packed")(
+        ExternFuncPattern(CONV) | ExternFuncPattern(CONV_TRUSTING), wildcard(), wildcard())
+    consumer = is_op("relax.call_pure_packed")(ExternFuncPattern(CONV), producer, wildcard())
+
+    def rewriter(orig, m):
+        p = m[producer]
+        if not _can_trust(int(p.args[2].value), int(orig.args[2].value)):
+            return orig
+        return relax.op.call_pure_packed(CONV_TRUSTING, orig.args[1], orig.args[2],
+                                         ty_args=list(orig.ty_args))
+
+    return relax.dpl.rewrite_call(consumer, rewriter, func)
 
 
 def _rewrite_matmuls(func, stats):
@@ -249,6 +284,7 @@ def offload_to_onednn(mod, _ctx):
     for gv, func in list(mod.functions.items()):
         if isinstance(func, relax.Function):
             func = _rewrite_convs(func, stats, threads)
+            func = _trust_clamped_inputs(func)
             func = _rewrite_matmuls(func, stats)
             mod[gv] = func
     return mod

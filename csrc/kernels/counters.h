@@ -14,6 +14,13 @@ struct Counters {
   // Linear calls that ran the direct oneDNN inner product (kernels/dnnl/direct_linear.h),
   // and linears packed for PyTorch's op because that primitive could not run here.
   std::atomic<int64_t> linear_direct{0}, linear_direct_refused{0};
+  // Direct conv and linear calls with a NaN-dropping relu/clamp that a NanGuard
+  // (kernels/dnnl/dnnl_common.h) let run fused, and those it sent to the
+  // unfused primitive plus the NaN-keeping ATen op.
+  std::atomic<int64_t> nan_guard_fused{0}, nan_guard_unfused{0};
+  // Of the fused ones, calls whose input a clamp-bounded producer conv had just
+  // written (conv2d_nhwc_trusting): no scan needed.
+  std::atomic<int64_t> nan_guard_trusted{0};
   std::atomic<int64_t> prepacked{0}, layout_copies{0};
   // ATen kernels chosen over TVM's own for a norm, softmax or sum/mean
   // (aten_kernels.cpp).

@@ -19,6 +19,10 @@
 //                                    groups, input_nhwc_shape, unary, scalars, algorithm,
 //                                    residual) -> handle (residual: for conv2d_add_nhwc*)
 //   torch_tvm.kernels.conv2d_nhwc(x_nhwc, handle) -> y_nhwc
+//   torch_tvm.kernels.conv2d_nhwc_trusting(x_nhwc, handle) -> y_nhwc, for an x that a
+//                                    clamp-bounded conv wrote: its NaN-dropping clamp
+//                                    or relu may then run fused without a scan
+//   torch_tvm.kernels.conv2d_can_trust(producer, consumer) -> bool (see above)
 //   torch_tvm.kernels.conv2d_add_nhwc(x_nhwc, other_nhwc, handle) -> y_nhwc
 //   torch_tvm.kernels.conv2d_add_nhwc_inplace(x_nhwc, other_nhwc, handle)
 //                                    -> y_nhwc, written into other's buffer
@@ -39,9 +43,12 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <tvm/ffi/reflection/registry.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cmath>
 #include <cstdlib>
 #include <mutex>
+#include <unordered_map>
 #include <vector>
 
 #include "common/dlpack_bridge.h"
@@ -67,6 +74,12 @@ struct KeepNanEpilogue {
     } else if (kind == kClamp) {
       at::clamp_(y, lo, hi);
     }
+  }
+  // The NaN-dropping oneDNN post-op it stands for, which a direct kernel may
+  // still fuse on the calls a NanGuard admits (dnnl/dnnl_common.h).
+  std::string FusedAttr() const { return kind == kRelu ? "relu" : "hardtanh"; }
+  std::vector<double> FusedScalars() const {
+    return kind == kClamp ? std::vector<double>{lo, hi} : std::vector<double>{};
   }
 };
 
@@ -124,6 +137,9 @@ struct PackedConv {
   KeepNanEpilogue epilogue;                                // after everything else
   std::vector<int64_t> input_nhwc;
   bool counted = true;  // false when packed in a timing scope
+  // A guarded direct conv with a clamp to [lo, hi]: when it ran fused, its
+  // output is finite and within max(|lo|, |hi|). Negative otherwise.
+  float out_bound = -1.f;
 };
 
 // Convs go to the direct oneDNN primitive unless TORCH_TVM_CONV_KERNELS=aten
@@ -291,17 +307,49 @@ at::Tensor EmptyNhwc(const dnnl_direct::Conv& conv) {
   return at::empty(conv.output_nhwc(), at::TensorOptions().dtype(at::kFloat));
 }
 
-ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
+// The outputs of clamp-bounded guarded convs (PackedConv::out_bound) that ran
+// fused on this thread, by data pointer, with their bound. Each call of such a
+// conv sets or erases its output's entry, so while a producer's output is alive
+// its entry is that producer's. Read by conv2d_nhwc_trusting, whose input is,
+// by construction of the IR (torch_tvm/_offload.py, _trust_clamped_inputs),
+// the output of such a producer. Clearing it is always safe (a miss means no
+// trust).
+std::unordered_map<const void*, float>& BoundedOutputs() {
+  thread_local std::unordered_map<const void*, float> outputs;
+  return outputs;
+}
+
+ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle, bool trusting) {
   auto conv = Convs().Get(handle);
   if (conv->counted) GetCounters().conv2d++;
   c10::InferenceMode guard;
   if (conv->direct) {
     if (conv->residual) TVM_FFI_THROW(ValueError) << "torch_tvm: conv packed for a residual add";
     CheckDirectInput(x, conv->input_nhwc);
+    const float* src = DataOf(x);
+    bool trusted = false;
+    auto& bounded = BoundedOutputs();
+    if (trusting) {
+      auto it = bounded.find(src);
+      trusted = it != bounded.end() && it->second <= conv->direct->limit();
+    }
     at::Tensor y = EmptyNhwc(*conv->direct);
-    conv->direct->Run(DataOf(x), y.data_ptr<float>());
-    conv->epilogue.Apply(y);
-    if (conv->counted) GetCounters().conv2d_direct++;
+    const bool fused = conv->direct->Run(src, y.data_ptr<float>(), trusted);
+    if (!fused) conv->epilogue.Apply(y);
+    if (conv->out_bound >= 0) {
+      if (fused) {
+        if (bounded.size() > 4096) bounded.clear();
+        bounded[y.data_ptr()] = conv->out_bound;
+      } else {
+        bounded.erase(y.data_ptr());
+      }
+    }
+    if (conv->counted) {
+      auto& c = GetCounters();
+      c.conv2d_direct++;
+      if (conv->direct->guarded()) (fused ? c.nan_guard_fused : c.nan_guard_unfused)++;
+      if (trusted) c.nan_guard_trusted++;
+    }
     return ToTvm(y);
   }
   at::Tensor y = CallOp(ConvOp(), {NhwcToTorch(x), conv->weight, conv->bias, conv->padding,
@@ -309,6 +357,15 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle) {
                                    conv->unary_scalars, conv->unary_algorithm});
   conv->epilogue.Apply(y);
   return TorchToNhwc(y);
+}
+
+// Whether `consumer` may trust an input written by `producer`: the producer's
+// fused output bound is within the consumer's NanGuard limit.
+bool Conv2dCanTrust(int64_t producer, int64_t consumer) {
+  auto p = Convs().Get(producer);
+  auto c = Convs().Get(consumer);
+  return p->out_bound >= 0 && c->direct && c->direct->guarded() && !c->residual &&
+         p->out_bound <= c->direct->limit();
 }
 
 // conv(x) + other (then the unary post-op), accumulated into `other`'s buffer
@@ -373,6 +430,11 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
     p.unary = post.attr;
     p.scalars = post.scalars;
     p.algorithm = post.algorithm;
+    if (post.epilogue.kind != KeepNanEpilogue::kNone) {
+      p.unary = post.epilogue.FusedAttr();
+      p.scalars = post.epilogue.FusedScalars();
+      p.nan_guard = true;
+    }
     at::Tensor b = bias.has_value() ? FromTvm(*bias).contiguous() : at::Tensor();
     if (w.scalar_type() != at::kFloat || (b.defined() && b.scalar_type() != at::kFloat)) {
       TVM_FFI_THROW(TypeError) << "torch_tvm: oneDNN convs take float32 weights";
@@ -401,6 +463,10 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
     conv.weight = CallOp(Op("_reorder_convolution_weight", ""),
                          {w, conv.padding, conv.stride, conv.dilation, groups, input_nchw});
     if (bias.has_value()) conv.bias = FromTvm(*bias).clone();
+  }
+  if (conv.direct && conv.direct->guarded() && conv.epilogue.kind == KeepNanEpilogue::kClamp &&
+      std::isfinite(conv.epilogue.lo) && std::isfinite(conv.epilogue.hi)) {
+    conv.out_bound = static_cast<float>(std::max(std::fabs(conv.epilogue.lo), std::fabs(conv.epilogue.hi)));
   }
   conv.counted = Counted();
   if (conv.counted) GetCounters().prepacked++;
@@ -433,6 +499,11 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
     p.unary = post.attr;
     p.scalars = post.scalars;
     p.algorithm = post.algorithm;
+    if (post.epilogue.kind != KeepNanEpilogue::kNone) {
+      p.unary = post.epilogue.FusedAttr();
+      p.scalars = post.epilogue.FusedScalars();
+      p.nan_guard = true;
+    }
     try {
       lin.direct = dnnl_direct::Linear::Create(p, w.data_ptr<float>(),
                                                b.defined() ? b.data_ptr<float>() : nullptr);
@@ -471,9 +542,12 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
     }
     out_shape.back() = p.out;
     at::Tensor y = at::empty(out_shape, at::TensorOptions().dtype(at::kFloat));
-    lin->direct->Run(input.const_data_ptr<float>(), y.data_ptr<float>());
-    lin->epilogue.Apply(y);
-    if (count) GetCounters().linear_direct++;
+    const bool fused = lin->direct->Run(input.const_data_ptr<float>(), y.data_ptr<float>());
+    if (!fused) lin->epilogue.Apply(y);
+    if (count) {
+      GetCounters().linear_direct++;
+      if (lin->direct->guarded()) (fused ? GetCounters().nan_guard_fused : GetCounters().nan_guard_unfused)++;
+    }
     return ToTvm(y);
   }
   static const c10::OperatorHandle& linear_op = Op("_linear_pointwise", "");
@@ -503,7 +577,11 @@ TVM_FFI_STATIC_INIT_BLOCK() {
   namespace refl = tvm::ffi::reflection;
   refl::GlobalDef()
       .def("torch_tvm.kernels.conv2d_prepack", Conv2dPrepack)
-      .def("torch_tvm.kernels.conv2d_nhwc", Conv2d)
+      .def("torch_tvm.kernels.conv2d_nhwc",
+           [](const ffi::Tensor& x, int64_t handle) { return Conv2d(x, handle, false); })
+      .def("torch_tvm.kernels.conv2d_nhwc_trusting",
+           [](const ffi::Tensor& x, int64_t handle) { return Conv2d(x, handle, true); })
+      .def("torch_tvm.kernels.conv2d_can_trust", Conv2dCanTrust)
       .def("torch_tvm.kernels.conv2d_add_nhwc",
            [](const ffi::Tensor& x, const ffi::Tensor& other, int64_t handle) {
              return Conv2dAdd(x, other, handle, /*in_place=*/false);
@@ -552,6 +630,9 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("linear_calls", c.linear.load());
         m.Set("linear_direct_calls", c.linear_direct.load());
         m.Set("linear_direct_refused", c.linear_direct_refused.load());
+        m.Set("nan_guard_fused_calls", c.nan_guard_fused.load());
+        m.Set("nan_guard_unfused_calls", c.nan_guard_unfused.load());
+        m.Set("nan_guard_trusted_calls", c.nan_guard_trusted.load());
         m.Set("matmul_calls", c.matmul.load());
         m.Set("prepacked_weights", c.prepacked.load());
         m.Set("layout_copies", c.layout_copies.load());

@@ -113,4 +113,81 @@ TEST(DirectConv, BadParametersThrow) {
   EXPECT_THROW(Conv::Create(p, w.data(), nullptr), std::runtime_error);
 }
 
+// A NaN-dropping clip runs fused only on inputs the NanGuard admits; on the
+// others Run reports that the caller still owes it, and the output is the conv
+// alone, NaN and infinities included.
+TEST(DirectConv, NanGuardFusesOnlyAdmittedInputs) {
+  auto p = Params({1, 6, 6, 8}, {24, 8, 1, 1}, 1, 0, 1, 1, true);
+  p.unary = "hardtanh";
+  p.scalars = {0.0, 0.5};
+  p.nan_guard = true;
+  auto x = Random(6 * 6 * 8, 1);
+  auto w = Random(24 * 8, 2);
+  auto b = Random(24, 3);
+  auto conv = Conv::Create(p, w.data(), b.data());
+  ASSERT_TRUE(conv->guarded());
+  const auto& out = conv->output_nhwc();
+  auto plain = p;
+  plain.unary = "none";
+  std::vector<float> expected(6 * 6 * 24), y(6 * 6 * 24);
+  Reference(plain, x, w, b.data(), out, expected);
+  EXPECT_TRUE(conv->Run(x.data(), y.data()));
+  for (size_t i = 0; i < y.size(); ++i) {
+    ASSERT_NEAR(y[i], std::fmin(std::fmax(expected[i], 0.f), 0.5f), 1e-5) << "at " << i;
+  }
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                    3e38f}) {
+    auto xb = x;
+    xb[8 * 7 + 2] = bad;  // pixel (0, 7), channel 2
+    Reference(plain, xb, w, b.data(), out, expected);
+    EXPECT_FALSE(conv->Run(xb.data(), y.data())) << bad;
+    int non_finite = 0;
+    for (size_t i = 0; i < y.size(); ++i) {
+      if (!std::isfinite(expected[i])) {
+        ++non_finite;
+        ASSERT_TRUE(std::isnan(expected[i]) ? std::isnan(y[i]) : y[i] == expected[i]) << i;
+      } else {
+        ASSERT_NEAR(y[i], expected[i], 1e-4 * (1 + std::fabs(expected[i]))) << "at " << i;
+      }
+    }
+    if (!(bad == 3e38f)) EXPECT_EQ(non_finite, 24) << bad;  // every channel of that pixel
+  }
+}
+
+// An input more than half the output's size is not worth scanning: the unary
+// runs fused only when the caller vouches for the input (trusted). A conv that
+// adds into its output is never guarded.
+TEST(DirectConv, NanGuardWithoutScanFusesOnlyTrustedInputs) {
+  auto dw = Params({1, 12, 12, 8}, {8, 1, 3, 3}, 2, 1, 1, 8, true);  // input 4x the output
+  auto same = Params({1, 6, 6, 8}, {8, 1, 3, 3}, 1, 1, 1, 8, true);  // input as large
+  auto sum = Params({1, 6, 6, 8}, {16, 8, 1, 1}, 1, 0, 1, 1, true);  // would scan, but adds
+  sum.sum = true;
+  for (auto p : {dw, same, sum}) {
+    p.unary = "relu";
+    p.nan_guard = true;
+    auto x = Random(p.input_nhwc[1] * p.input_nhwc[2] * p.input_nhwc[3], 1);
+    auto w = Random(p.weight_oihw[0] * p.weight_oihw[1] * p.weight_oihw[2] * p.weight_oihw[3], 2);
+    auto b = Random(p.weight_oihw[0], 3);
+    auto conv = Conv::Create(p, w.data(), b.data());
+    EXPECT_EQ(conv->guarded(), !p.sum);
+    const auto& out = conv->output_nhwc();
+    std::vector<float> y0 = Random(out[1] * out[2] * out[3], 4), expected = y0;
+    auto plain = p;
+    plain.unary = "none";
+    Reference(plain, x, w, b.data(), out, expected);
+    for (bool trusted : {false, true}) {
+      auto y = y0;
+      const bool fused = conv->Run(x.data(), y.data(), trusted);
+      EXPECT_EQ(fused, trusted && !p.sum);
+      int negative = 0;
+      for (size_t i = 0; i < y.size(); ++i) {
+        float e = fused ? std::fmax(expected[i], 0.f) : expected[i];
+        negative += e < 0;
+        ASSERT_NEAR(y[i], e, 1e-4 * (1 + std::fabs(e))) << "at " << i;
+      }
+      EXPECT_EQ(negative > 0, !fused);  // the unary was really left out, or applied
+    }
+  }
+}
+
 }  // namespace

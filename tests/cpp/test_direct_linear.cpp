@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <stdexcept>
 #include <vector>
@@ -66,6 +67,42 @@ TEST(DirectLinear, PostOpsAgainstReference) {
   auto p = Params(4, 9, 11, true, "hardtanh");
   p.scalars = {-0.25, 0.5};
   Check(p);
+}
+
+// As DirectConv.NanGuardFusesOnlyAdmittedInputs: relu fused on admitted
+// inputs only; a row with a NaN gets the linear alone (NaN across that row).
+TEST(DirectLinear, NanGuardFusesOnlyAdmittedInputs) {
+  auto p = Params(3, 16, 40, true, "relu");
+  p.nan_guard = true;
+  auto x = Random(3 * 16, 1);
+  auto w = Random(40 * 16, 2);
+  auto b = Random(40, 3);
+  auto lin = Linear::Create(p, w.data(), b.data());
+  ASSERT_TRUE(lin->guarded());
+  std::vector<float> y(3 * 40);
+  auto expect = [&](const std::vector<float>& xs, bool relu) {
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t o = 0; o < 40; ++o) {
+        double acc = b[o];
+        for (int64_t k = 0; k < 16; ++k) acc += double(xs[r * 16 + k]) * w[o * 16 + k];
+        float got = y[r * 40 + o];
+        if (std::isnan(acc)) {
+          ASSERT_TRUE(std::isnan(got)) << r << "," << o;
+        } else {
+          double e = relu && acc < 0 ? 0 : acc;
+          ASSERT_NEAR(got, e, 1e-4 * (1 + std::fabs(e))) << r << "," << o;
+        }
+      }
+  };
+  EXPECT_TRUE(lin->Run(x.data(), y.data()));
+  expect(x, true);
+  x[16 + 5] = std::numeric_limits<float>::quiet_NaN();
+  EXPECT_FALSE(lin->Run(x.data(), y.data()));
+  expect(x, false);
+  // in >= 2 * out: the scan would cost more than the pass over the output.
+  auto wide = Params(3, 64, 16, true, "relu");
+  wide.nan_guard = true;
+  EXPECT_FALSE(Linear::Create(wide, Random(64 * 16, 2).data(), b.data())->guarded());
 }
 
 TEST(DirectLinear, KeepsParamsAndNamesItsKernel) {

@@ -171,3 +171,44 @@ def test_nan_keeping_relu_and_clamp_fuse_into_the_conv(post):
     assert "torch_tvm.kernels.conv2d_nhwc" in main, main
     for name in ("relu", "maximum", "minimum", "clip"):
         assert name not in main, main
+
+
+def _guard_counts(m, x):
+    """(output, guarded calls run fused, guarded calls run unfused, fused calls
+    that trusted their input) of one call of the already compiled ``m``."""
+    before = _kernels()
+    with torch.no_grad():
+        out = m(x)
+    after = _kernels()
+    return (out,) + tuple(after[k] - before[k] for k in (
+        "nan_guard_fused_calls", "nan_guard_unfused_calls", "nan_guard_trusted_calls"))
+
+
+@pytest.mark.parametrize("post", sorted(KEEP_NAN_POSTS))
+def test_nan_guard_fuses_finite_inputs_and_keeps_nan_otherwise(post):
+    """relu / clamp run as the primitive's post-op when no NaN or inf can reach
+    it, and as the NaN-keeping ATen op after an unfused primitive otherwise.
+    The first conv (input at most half its output) scans its input against the
+    bound its weights give; the stride-2 conv after it (input 8x its output)
+    does not scan, and runs fused only when its producer clamped to finite
+    bounds and ran fused (conv2d_nhwc_trusting): never after a relu."""
+    m = nn.Sequential(_ConvThen(nn.Conv2d(4, 12, 3, padding=1), KEEP_NAN_POSTS[post]),
+                      _ConvThen(nn.Conv2d(12, 6, 3, stride=2, padding=1), KEEP_NAN_POSTS[post]))
+    m = m.eval()
+    x = torch.randn(1, 4, 8, 8)
+    traced = torch.jit.trace(m, x)
+    with torch.no_grad():
+        for _ in range(3):
+            traced(x)
+    out, fused, unfused, trusted = _guard_counts(traced, x)
+    assert_outputs_close(out, m(x))
+    assert (fused, unfused, trusted) == ((1, 1, 0) if post == "relu" else (2, 0, 1))
+
+    big = float(torch.finfo(torch.float32).max) / 2  # finite, but conv(x) may overflow
+    for bad in (float("nan"), float("inf"), -float("inf"), big):
+        xb = x.clone()
+        xb[0, 1, 2, 3] = bad
+        out, fused, unfused, trusted = _guard_counts(traced, xb)
+        expected = m(xb)
+        assert (fused, unfused, trusted) == (0, 2, 0), bad
+        assert_outputs_close(out, expected, equal_nan=True)

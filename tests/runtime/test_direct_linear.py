@@ -87,6 +87,38 @@ def test_fused_post_ops_against_eager(post, direct):
     assert total > 0 and direct_calls == total
 
 
+@pytest.mark.parametrize("post", ["relu", "relu6"])
+def test_nan_guard_fuses_finite_inputs_and_keeps_nan_otherwise(post, direct):
+    """2 * in <= out: relu / relu6 run as the primitive's post-op on inputs the
+    NanGuard admits, and after an unfused primitive on the others (NaN, inf, or
+    a finite value the weights could overflow); a narrowing linear never guards."""
+    m = nn.Sequential(_LinearThen(nn.Linear(8, 19), POSTS[post]),
+                      _LinearThen(nn.Linear(19, 6), POSTS[post])).eval()
+    x = torch.randn(5, 8)
+    traced = torch.jit.trace(m, x)
+    with torch.no_grad():
+        for _ in range(3):
+            traced(x)
+
+    def call(inp):
+        before = torch_tvm.stats()["kernels"]
+        with torch.no_grad():
+            out = traced(inp)
+        after = torch_tvm.stats()["kernels"]
+        return (out, after["nan_guard_fused_calls"] - before["nan_guard_fused_calls"],
+                after["nan_guard_unfused_calls"] - before["nan_guard_unfused_calls"])
+
+    out, fused, unfused = call(x)
+    assert_outputs_close(out, m(x))
+    assert (fused, unfused) == (1, 0)
+    for bad in (float("nan"), float("inf"), float(torch.finfo(torch.float32).max) / 2):
+        xb = x.clone()
+        xb[1, 3] = bad
+        out, fused, unfused = call(xb)
+        assert (fused, unfused) == (0, 1), bad
+        assert_outputs_close(out, m(xb), equal_nan=True)
+
+
 def test_pytorch_op_path_against_eager(monkeypatch):
     monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", "aten")
     torch_tvm.enable()

@@ -18,12 +18,24 @@ memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin()
 
 }  // namespace
 
-struct Conv::Impl {
+// One primitive and the scratchpad it needs.
+struct Built {
   dnnl::convolution_forward prim;
-  memory::desc src_md, dst_md, scratch_md;
-  memory weights, bias;
-  bool has_bias = false;
+  memory::desc scratch_md;
   size_t scratch_bytes = 0;
+  memory weights;  // packed for this primitive
+};
+
+struct Conv::Impl {
+  Built plain;  // without a guarded unary
+  Built fused;  // with it (when guarded)
+  bool guarded = false;
+  bool scan = false;  // the input is small enough to be worth scanning
+  detail::NanGuard guard;
+  int64_t src_elems = 0;
+  memory::desc src_md, dst_md;
+  memory bias;
+  bool has_bias = false;
   std::vector<int64_t> out_nhwc;
   std::string impl_name;
 };
@@ -55,13 +67,6 @@ std::shared_ptr<Conv> Conv::Create(const ConvParams& p, const float* weights, co
     memory::desc any_w(wdims, dt::f32, tag::any);
     memory::desc bias_md({w[0]}, dt::f32, tag::x);
 
-    dnnl::post_ops ops;
-    if (p.sum) ops.append_sum(1.f);
-    detail::AppendUnary(ops, p.unary, p.scalars, p.algorithm);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-
     // oneDNN counts dilation from 0 (no gap); PyTorch from 1.
     memory::dims dil{p.dilation[0] - 1, p.dilation[1] - 1};
     memory::dims pad{p.padding[0], p.padding[1]};
@@ -72,14 +77,36 @@ std::shared_ptr<Conv> Conv::Create(const ConvParams& p, const float* weights, co
                     : dnnl::convolution_forward::desc(
                           dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                           impl->src_md, any_w, impl->dst_md, Dims(p.stride), dil, pad, pad);
-    dnnl::convolution_forward::primitive_desc pd(desc, attr, Engine());
-    impl->prim = dnnl::convolution_forward(pd);
-    impl->impl_name = pd.impl_info_str();
-    impl->scratch_md = pd.scratchpad_desc();
-    impl->scratch_bytes = impl->scratch_md.get_size();
-
-    // The weights, reordered once into the layout the primitive wants.
-    impl->weights = detail::PackOnce(pd.weights_desc(), user_w, weights);
+    auto build = [&](bool with_unary, const Built* share) {
+      dnnl::post_ops ops;
+      if (p.sum) ops.append_sum(1.f);
+      if (with_unary) detail::AppendUnary(ops, p.unary, p.scalars, p.algorithm);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(ops);
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::convolution_forward::primitive_desc pd(desc, attr, Engine());
+      Built b;
+      b.prim = dnnl::convolution_forward(pd);
+      b.scratch_md = pd.scratchpad_desc();
+      b.scratch_bytes = b.scratch_md.get_size();
+      // The weights, reordered once into the layout the primitive wants
+      // (shared by the two primitives of a guarded conv when they agree).
+      b.weights = share != nullptr && share->weights.get_desc() == pd.weights_desc()
+                      ? share->weights
+                      : detail::PackOnce(pd.weights_desc(), user_w, weights);
+      if (share == nullptr) impl->impl_name = pd.impl_info_str();
+      return b;
+    };
+    impl->src_elems = in[0] * in[1] * in[2] * in[3];
+    const int64_t dst_elems = in[0] * oh * ow * w[0];
+    impl->guarded = p.nan_guard && !p.sum;
+    impl->scan = 2 * impl->src_elems <= dst_elems;
+    impl->plain = build(!p.nan_guard, nullptr);
+    if (impl->guarded) {
+      impl->fused = build(true, &impl->plain);
+      impl->guard = detail::NanGuard::For(weights, w[0], w[1] * w[2] * w[3],
+                                          p.has_bias ? bias : nullptr);
+    }
     if (p.has_bias) {
       impl->bias = detail::PackOnce(bias_md, bias_md, bias);
       impl->has_bias = true;
@@ -94,14 +121,22 @@ const std::vector<int64_t>& Conv::output_nhwc() const { return impl_->out_nhwc; 
 
 std::string Conv::implementation() const { return impl_->impl_name; }
 
-void Conv::Run(const float* src, float* dst) const {
+bool Conv::guarded() const { return impl_->guarded; }
+
+float Conv::limit() const { return impl_->guarded ? impl_->guard.limit : -1.f; }
+
+bool Conv::Run(const float* src, float* dst, bool trusted) const {
   const Impl& m = *impl_;
+  const bool fused = m.guarded && m.guard.limit >= 0 &&
+                     (trusted || (m.scan && m.guard.Admits(src, m.src_elems)));
+  const Built& b = fused ? m.fused : m.plain;
   memory s(m.src_md, Engine(), const_cast<float*>(src));
   memory d(m.dst_md, Engine(), dst);
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, m.weights}, {DNNL_ARG_DST, d}};
+      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, b.weights}, {DNNL_ARG_DST, d}};
   if (m.has_bias) args.emplace(DNNL_ARG_BIAS, m.bias);
-  detail::Execute(m.prim, std::move(args), m.scratch_md, m.scratch_bytes, "convolution");
+  detail::Execute(b.prim, std::move(args), b.scratch_md, b.scratch_bytes, "convolution");
+  return fused;
 }
 
 std::string Version() {

@@ -35,6 +35,16 @@ struct ConvParams {
   std::string unary = "none";
   std::vector<double> scalars;
   std::string algorithm;
+  // `unary` drops NaN as a oneDNN post-op ("relu", "hardtanh") where torch
+  // keeps it: build the conv with and without it (no `sum` only), and fuse it
+  // only on calls whose input cannot produce a NaN or an infinity, the others
+  // running without it. An input qualifies when the caller vouches for it
+  // (Run's `trusted`), or when the NanGuard (dnnl_common.h) admits it, a scan
+  // done only when the input is at most half the output (an expanding 1x1 conv,
+  // a stem conv): a scan of an input as large as the output was measured
+  // slower than the caller's separate pass, which reads data the conv just
+  // left in cache.
+  bool nan_guard = false;
 };
 
 class Conv {
@@ -48,7 +58,16 @@ class Conv {
   const std::vector<int64_t>& output_nhwc() const;
   // src: contiguous NHWC input of params.input_nhwc; dst: contiguous NHWC
   // output (read too when params.sum). Safe to call from several threads.
-  void Run(const float* src, float* dst) const;
+  // Returns true when a guarded unary ran fused; false when the caller still
+  // owes it (a guarded conv whose input was neither trusted nor admitted), and
+  // for every conv that is not guarded. `trusted`: the caller knows every
+  // |src| <= limit() (finite).
+  bool Run(const float* src, float* dst, bool trusted = false) const;
+  // Built with a guarded fused unary (params.nan_guard without sum).
+  bool guarded() const;
+  // The NanGuard's bound on |src| (negative when not guarded, or when the
+  // weights are not finite).
+  float limit() const;
   // oneDNN's name of the implementation it chose, e.g. "jit_1x1:avx2".
   std::string implementation() const;
 

@@ -13,14 +13,31 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 using detail::Engine;
 
+namespace {
+
+struct Built {
+  dnnl::inner_product_forward prim;
+  memory::desc scratch_md;
+  size_t scratch_bytes = 0;
+  memory weights;  // packed for this primitive
+};
+
+}  // namespace
+
 struct Linear::Impl {
   LinearParams params;
-  dnnl::inner_product_forward prim;
-  memory::desc src_md, dst_md, scratch_md;
-  memory weights, bias;
-  size_t scratch_bytes = 0;
+  Built plain;  // without a guarded unary
+  Built fused;  // with it (when guarded)
+  bool guarded = false;
+  detail::NanGuard guard;
+  memory::desc src_md, dst_md;
+  memory bias;
   std::string impl_name;
 };
+
+namespace {
+void RunBuilt(const Linear::Impl& m, const Built& b, const float* src, float* dst);
+}  // namespace
 
 Linear::Linear(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Linear::~Linear() = default;
@@ -40,24 +57,35 @@ std::shared_ptr<Linear> Linear::Create(const LinearParams& p, const float* weigh
     memory::desc any_w({p.out, p.in}, dt::f32, tag::any);
     memory::desc bias_md({p.out}, dt::f32, tag::x);
 
-    dnnl::post_ops ops;
-    detail::AppendUnary(ops, p.unary, p.scalars, p.algorithm);
-    dnnl::primitive_attr attr;
-    attr.set_post_ops(ops);
-    attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
     auto desc = p.has_bias ? dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference,
                                                                impl->src_md, any_w, bias_md,
                                                                impl->dst_md)
                            : dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference,
                                                                impl->src_md, any_w, impl->dst_md);
-    dnnl::inner_product_forward::primitive_desc pd(desc, attr, Engine());
-    impl->prim = dnnl::inner_product_forward(pd);
-    impl->impl_name = pd.impl_info_str();
-    impl->scratch_md = pd.scratchpad_desc();
-    impl->scratch_bytes = impl->scratch_md.get_size();
-
-    // The weights, reordered once into the layout the primitive wants.
-    impl->weights = detail::PackOnce(pd.weights_desc(), user_w, weights);
+    auto build = [&](bool with_unary, const Built* share) {
+      dnnl::post_ops ops;
+      if (with_unary) detail::AppendUnary(ops, p.unary, p.scalars, p.algorithm);
+      dnnl::primitive_attr attr;
+      attr.set_post_ops(ops);
+      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+      dnnl::inner_product_forward::primitive_desc pd(desc, attr, Engine());
+      Built b;
+      b.prim = dnnl::inner_product_forward(pd);
+      b.scratch_md = pd.scratchpad_desc();
+      b.scratch_bytes = b.scratch_md.get_size();
+      // The weights, reordered once into the layout the primitive wants.
+      b.weights = share != nullptr && share->weights.get_desc() == pd.weights_desc()
+                      ? share->weights
+                      : detail::PackOnce(pd.weights_desc(), user_w, weights);
+      if (share == nullptr) impl->impl_name = pd.impl_info_str();
+      return b;
+    };
+    impl->guarded = p.nan_guard && 2 * p.in <= p.out;
+    impl->plain = build(!p.nan_guard, nullptr);
+    if (impl->guarded) {
+      impl->fused = build(true, &impl->plain);
+      impl->guard = detail::NanGuard::For(weights, p.out, p.in, p.has_bias ? bias : nullptr);
+    }
     if (p.has_bias) {
       impl->bias = detail::PackOnce(bias_md, bias_md, bias);
     }
@@ -69,7 +97,9 @@ std::shared_ptr<Linear> Linear::Create(const LinearParams& p, const float* weigh
     // torch_tvm/__init__.py loads this library first). Refusing here lets the
     // caller take another kernel instead of failing at run time.
     std::vector<float> src(p.rows * p.in, 0.f), dst(p.rows * p.out);
-    linear->Run(src.data(), dst.data());
+    const Impl& m = *linear->impl_;
+    RunBuilt(m, m.plain, src.data(), dst.data());
+    if (m.guarded) RunBuilt(m, m.fused, src.data(), dst.data());
     return linear;
   } catch (const dnnl::error& e) {
     throw std::runtime_error(std::string("torch_tvm: oneDNN inner product: ") + e.what());
@@ -80,14 +110,26 @@ const LinearParams& Linear::params() const { return impl_->params; }
 
 std::string Linear::implementation() const { return impl_->impl_name; }
 
-void Linear::Run(const float* src, float* dst) const {
+bool Linear::guarded() const { return impl_->guarded; }
+
+bool Linear::Run(const float* src, float* dst) const {
   const Impl& m = *impl_;
+  const bool fused = m.guarded && m.guard.Admits(src, m.params.rows * m.params.in);
+  RunBuilt(m, fused ? m.fused : m.plain, src, dst);
+  return fused;
+}
+
+namespace {
+
+void RunBuilt(const Linear::Impl& m, const Built& b, const float* src, float* dst) {
   memory s(m.src_md, Engine(), const_cast<float*>(src));
   memory d(m.dst_md, Engine(), dst);
   std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, m.weights}, {DNNL_ARG_DST, d}};
+      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, b.weights}, {DNNL_ARG_DST, d}};
   if (m.params.has_bias) args.emplace(DNNL_ARG_BIAS, m.bias);
-  detail::Execute(m.prim, std::move(args), m.scratch_md, m.scratch_bytes, "inner product");
+  detail::Execute(b.prim, std::move(args), b.scratch_md, b.scratch_bytes, "inner product");
 }
+
+}  // namespace
 
 }  // namespace torch_tvm::kernels::dnnl_direct

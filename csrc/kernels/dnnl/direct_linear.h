@@ -28,6 +28,9 @@ struct LinearParams {
   std::string unary = "none";
   std::vector<double> scalars;
   std::string algorithm;
+  // As ConvParams::nan_guard; taken when 2 * in <= out (scanning the input
+  // then costs clearly less than a pass over the output).
+  bool nan_guard = false;
 };
 
 class Linear {
@@ -40,8 +43,10 @@ class Linear {
   ~Linear();
   const LinearParams& params() const;
   // src: contiguous [rows, in]; dst: contiguous [rows, out]. Safe to call
-  // from several threads.
-  void Run(const float* src, float* dst) const;
+  // from several threads. Returns true when a guarded unary ran fused (as
+  // Conv::Run).
+  bool Run(const float* src, float* dst) const;
+  bool guarded() const;
   // oneDNN's name of the implementation it chose, e.g. "x64:gemm:jit".
   std::string implementation() const;
 

@@ -1,5 +1,7 @@
 #include "kernels/dnnl/dnnl_common.h"
 
+#include <cfloat>
+#include <cmath>
 #include <cstdlib>
 #include <new>
 #include <stdexcept>
@@ -64,6 +66,47 @@ dnnl::memory PackOnce(const dnnl::memory::desc& wanted, const dnnl::memory::desc
   dnnl::reorder(src, packed).execute(Stream(), src, packed);
   Stream().wait();
   return packed;
+}
+
+NanGuard NanGuard::For(const float* w, int64_t rows, int64_t row_len, const float* bias) {
+  double w_bound = 0, b_bound = 0;
+  for (int64_t o = 0; o < rows; ++o) {
+    double sum = 0;
+    for (int64_t i = 0; i < row_len; ++i) sum += std::fabs(static_cast<double>(w[o * row_len + i]));
+    if (!std::isfinite(sum)) return NanGuard{};
+    if (sum > w_bound) w_bound = sum;
+    if (bias != nullptr) {
+      if (!std::isfinite(bias[o])) return NanGuard{};
+      b_bound = std::fmax(b_bound, std::fabs(static_cast<double>(bias[o])));
+    }
+  }
+  const double room = static_cast<double>(FLT_MAX) / 4 - b_bound;
+  if (!(room > 0)) return NanGuard{};
+  // Rounded down to a float, and never above FLT_MAX: an infinite input times a
+  // zero weight is a NaN.
+  double limit = w_bound > 0 ? std::fmin(room / w_bound, static_cast<double>(FLT_MAX)) : FLT_MAX;
+  float f = static_cast<float>(limit);
+  if (static_cast<double>(f) > limit) f = std::nextafter(f, 0.f);
+  return NanGuard{f};
+}
+
+namespace {
+
+// Any !(|x| <= limit), NaN included. Vectorised per ISA (target_clones picks
+// the AVX2 or AVX-512 body at load time); one pass, no early exit: the common
+// case reads everything anyway.
+__attribute__((target_clones("avx512f", "avx2", "default"))) bool AnyOutside(const float* x,
+                                                                              int64_t n,
+                                                                              float limit) {
+  int bad = 0;
+  for (int64_t i = 0; i < n; ++i) bad |= !(std::fabs(x[i]) <= limit);
+  return bad != 0;
+}
+
+}  // namespace
+
+bool NanGuard::Admits(const float* x, int64_t n) const {
+  return limit >= 0 && !AnyOutside(x, n, limit);
 }
 
 void Execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory> args,

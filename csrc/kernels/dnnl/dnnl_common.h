@@ -6,6 +6,7 @@
 #include <oneapi/dnnl/dnnl.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <unordered_map>
 #include <string>
 #include <vector>
@@ -33,6 +34,22 @@ void AppendUnary(dnnl::post_ops& ops, const std::string& unary, const std::vecto
 // or reordered once, now: the packed weights and bias of a primitive.
 dnnl::memory PackOnce(const dnnl::memory::desc& wanted, const dnnl::memory::desc& user,
                       const float* data);
+
+// Whether a NaN-dropping post-op can run fused on y = b + W x without changing
+// a result. oneDNN's relu and clip post-ops are max/min instructions that turn
+// a NaN into 0 or a bound, where torch's relu/clamp keep it. y holds a NaN or an
+// infinity only if x, W or b does, or if the sum overflows; with W and b finite,
+// |y| <= max|b| + max_o sum_i |W[o,i]| * max|x| (zero padding only lowers it).
+// `limit` is the largest max|x| that keeps that bound under FLT_MAX / 4, so an
+// input whose every |x| <= limit makes y finite, and the fused post-op exact.
+struct NanGuard {
+  float limit = -1.f;  // negative when W or b is not finite: nothing is admitted
+  // w: `rows` rows of `row_len` contiguous floats (one per output channel);
+  // bias: `rows` floats or nullptr.
+  static NanGuard For(const float* w, int64_t rows, int64_t row_len, const float* bias);
+  // Every |x[i]| <= limit (false for any NaN or infinity). One read of x.
+  bool Admits(const float* x, int64_t n) const;
+};
 
 // Runs `prim` on `args`, adding the scratchpad it needs, and waits.
 void Execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory> args,
