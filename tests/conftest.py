@@ -178,6 +178,30 @@ def run_tvm(fn, *inputs, script=False, calls=3, return_graph=False):
     return (out, graph) if return_graph else out
 
 
+NAN_GUARD_COUNTERS = ("nan_guard_fused_calls", "nan_guard_unfused_calls",
+                      "nan_guard_trusted_calls")
+
+
+def traced_warm(model, x, calls=3):
+    """torch.jit.trace(model, x), called ``calls`` times under no_grad (the first
+    call profiles, the next compiles), ready for call_counting."""
+    traced = torch.jit.trace(model, x)
+    with torch.no_grad():
+        for _ in range(calls):
+            traced(x)
+    return traced
+
+
+def call_counting(module, x, counters=NAN_GUARD_COUNTERS):
+    """(output, {counter: increase}) of one no_grad call of an already compiled
+    ``module``, for the kernel counters of ``torch_tvm.stats()["kernels"]``."""
+    before = torch_tvm.stats()["kernels"]
+    with torch.no_grad():
+        out = module(x)
+    after = torch_tvm.stats()["kernels"]
+    return out, {k: after[k] - before[k] for k in counters}
+
+
 def flatten_outputs(out):
     if isinstance(out, torch.Tensor):
         return [out]

@@ -14,7 +14,7 @@ from tvm import relax
 
 import torch_tvm
 from torch_tvm import _offload
-from conftest import assert_outputs_close
+from conftest import assert_outputs_close, call_counting, traced_warm
 
 F32 = "float32"
 _prepack = tvm_ffi.get_global_func("torch_tvm.kernels.conv2d_prepack")
@@ -96,21 +96,9 @@ def test_depthwise_after_expand_trusts_only_a_fused_producer():
     torch_tvm.enable(winograd="off")
     m = _Inverted().eval()
     x = torch.randn(1, 4, 10, 10)
-    traced = torch.jit.trace(m, x)
-    with torch.no_grad():
-        for _ in range(3):
-            traced(x)
+    traced = traced_warm(m, x)
 
-    def call(inp):
-        before = torch_tvm.stats()["kernels"]
-        with torch.no_grad():
-            out = traced(inp)
-        after = torch_tvm.stats()["kernels"]
-        return out, {k: after[k] - before[k] for k in
-                     ("nan_guard_fused_calls", "nan_guard_unfused_calls",
-                      "nan_guard_trusted_calls")}
-
-    out, n = call(x)
+    out, n = call_counting(traced, x)
     assert_outputs_close(out, m(x))
     # expand: scanned (input 1/6 of its output) and fused; depthwise: trusted.
     assert n == {"nan_guard_fused_calls": 2, "nan_guard_unfused_calls": 0,
@@ -118,7 +106,7 @@ def test_depthwise_after_expand_trusts_only_a_fused_producer():
     for bad in (float("nan"), float("inf")):
         xb = x.clone()
         xb[0, 2, 4, 4] = bad
-        out, n = call(xb)
+        out, n = call_counting(traced, xb)
         expected = m(xb)
         assert_outputs_close(out, expected, equal_nan=True)
         assert torch.isnan(expected).any() == (bad != bad)  # NaN reaches the output

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 import tvm
 
 import torch_tvm
-from conftest import assert_outputs_close, run_tvm
+from conftest import assert_outputs_close, call_counting, run_tvm, traced_warm
 
 
 @pytest.fixture(autouse=True)
@@ -174,14 +174,9 @@ def test_nan_keeping_relu_and_clamp_fuse_into_the_conv(post):
 
 
 def _guard_counts(m, x):
-    """(output, guarded calls run fused, guarded calls run unfused, fused calls
-    that trusted their input) of one call of the already compiled ``m``."""
-    before = _kernels()
-    with torch.no_grad():
-        out = m(x)
-    after = _kernels()
-    return (out,) + tuple(after[k] - before[k] for k in (
-        "nan_guard_fused_calls", "nan_guard_unfused_calls", "nan_guard_trusted_calls"))
+    """(output, guarded calls run fused, run unfused, fused on a trusted input)."""
+    out, n = call_counting(m, x)
+    return (out,) + tuple(n.values())
 
 
 @pytest.mark.parametrize("post", sorted(KEEP_NAN_POSTS))
@@ -196,10 +191,7 @@ def test_nan_guard_fuses_finite_inputs_and_keeps_nan_otherwise(post):
                       _ConvThen(nn.Conv2d(12, 6, 3, stride=2, padding=1), KEEP_NAN_POSTS[post]))
     m = m.eval()
     x = torch.randn(1, 4, 8, 8)
-    traced = torch.jit.trace(m, x)
-    with torch.no_grad():
-        for _ in range(3):
-            traced(x)
+    traced = traced_warm(m, x)
     out, fused, unfused, trusted = _guard_counts(traced, x)
     assert_outputs_close(out, m(x))
     assert (fused, unfused, trusted) == ((1, 1, 0) if post == "relu" else (2, 0, 1))

@@ -16,7 +16,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import torch_tvm
-from conftest import assert_outputs_close, run_tvm
+from conftest import assert_outputs_close, call_counting, run_tvm, traced_warm
 
 POSTS = {
     "none": lambda y: y * 2.0,  # a TVM kernel after the linear keeps the group at two ops
@@ -95,27 +95,16 @@ def test_nan_guard_fuses_finite_inputs_and_keeps_nan_otherwise(post, direct):
     m = nn.Sequential(_LinearThen(nn.Linear(8, 19), POSTS[post]),
                       _LinearThen(nn.Linear(19, 6), POSTS[post])).eval()
     x = torch.randn(5, 8)
-    traced = torch.jit.trace(m, x)
-    with torch.no_grad():
-        for _ in range(3):
-            traced(x)
+    traced = traced_warm(m, x)
 
-    def call(inp):
-        before = torch_tvm.stats()["kernels"]
-        with torch.no_grad():
-            out = traced(inp)
-        after = torch_tvm.stats()["kernels"]
-        return (out, after["nan_guard_fused_calls"] - before["nan_guard_fused_calls"],
-                after["nan_guard_unfused_calls"] - before["nan_guard_unfused_calls"])
-
-    out, fused, unfused = call(x)
+    out, n = call_counting(traced, x)
     assert_outputs_close(out, m(x))
-    assert (fused, unfused) == (1, 0)
+    assert (n["nan_guard_fused_calls"], n["nan_guard_unfused_calls"]) == (1, 0)
     for bad in (float("nan"), float("inf"), float(torch.finfo(torch.float32).max) / 2):
         xb = x.clone()
         xb[1, 3] = bad
-        out, fused, unfused = call(xb)
-        assert (fused, unfused) == (0, 1), bad
+        out, n = call_counting(traced, xb)
+        assert (n["nan_guard_fused_calls"], n["nan_guard_unfused_calls"]) == (0, 1), bad
         assert_outputs_close(out, m(xb), equal_nan=True)
 
 

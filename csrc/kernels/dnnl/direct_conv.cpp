@@ -18,17 +18,9 @@ memory::dims Dims(const std::vector<int64_t>& v) { return memory::dims(v.begin()
 
 }  // namespace
 
-// One primitive and the scratchpad it needs.
-struct Built {
-  dnnl::convolution_forward prim;
-  memory::desc scratch_md;
-  size_t scratch_bytes = 0;
-  memory weights;  // packed for this primitive
-};
-
 struct Conv::Impl {
-  Built plain;  // without a guarded unary
-  Built fused;  // with it (when guarded)
+  detail::Built<dnnl::convolution_forward> plain;  // without a guarded unary
+  detail::Built<dnnl::convolution_forward> fused;  // with it (when guarded)
   bool guarded = false;
   bool scan = false;  // the input is small enough to be worth scanning
   detail::NanGuard guard;
@@ -37,7 +29,6 @@ struct Conv::Impl {
   memory bias;
   bool has_bias = false;
   std::vector<int64_t> out_nhwc;
-  std::string impl_name;
 };
 
 Conv::Conv(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -77,33 +68,20 @@ std::shared_ptr<Conv> Conv::Create(const ConvParams& p, const float* weights, co
                     : dnnl::convolution_forward::desc(
                           dnnl::prop_kind::forward_inference, dnnl::algorithm::convolution_direct,
                           impl->src_md, any_w, impl->dst_md, Dims(p.stride), dil, pad, pad);
-    auto build = [&](bool with_unary, const Built* share) {
+    auto post_ops = [&](bool with_unary) {
       dnnl::post_ops ops;
       if (p.sum) ops.append_sum(1.f);
       if (with_unary) detail::AppendUnary(ops, p.unary, p.scalars, p.algorithm);
-      dnnl::primitive_attr attr;
-      attr.set_post_ops(ops);
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      dnnl::convolution_forward::primitive_desc pd(desc, attr, Engine());
-      Built b;
-      b.prim = dnnl::convolution_forward(pd);
-      b.scratch_md = pd.scratchpad_desc();
-      b.scratch_bytes = b.scratch_md.get_size();
-      // The weights, reordered once into the layout the primitive wants
-      // (shared by the two primitives of a guarded conv when they agree).
-      b.weights = share != nullptr && share->weights.get_desc() == pd.weights_desc()
-                      ? share->weights
-                      : detail::PackOnce(pd.weights_desc(), user_w, weights);
-      if (share == nullptr) impl->impl_name = pd.impl_info_str();
-      return b;
+      return ops;
     };
+    using Prim = dnnl::convolution_forward;
     impl->src_elems = in[0] * in[1] * in[2] * in[3];
     const int64_t dst_elems = in[0] * oh * ow * w[0];
     impl->guarded = p.nan_guard && !p.sum;
     impl->scan = 2 * impl->src_elems <= dst_elems;
-    impl->plain = build(!p.nan_guard, nullptr);
+    impl->plain = detail::Build<Prim>(desc, post_ops(!p.nan_guard), user_w, weights, nullptr);
     if (impl->guarded) {
-      impl->fused = build(true, &impl->plain);
+      impl->fused = detail::Build<Prim>(desc, post_ops(true), user_w, weights, &impl->plain);
       impl->guard = detail::NanGuard::For(weights, w[0], w[1] * w[2] * w[3],
                                           p.has_bias ? bias : nullptr);
     }
@@ -119,7 +97,7 @@ std::shared_ptr<Conv> Conv::Create(const ConvParams& p, const float* weights, co
 
 const std::vector<int64_t>& Conv::output_nhwc() const { return impl_->out_nhwc; }
 
-std::string Conv::implementation() const { return impl_->impl_name; }
+std::string Conv::implementation() const { return impl_->plain.impl_name; }
 
 bool Conv::guarded() const { return impl_->guarded; }
 
@@ -129,7 +107,7 @@ bool Conv::Run(const float* src, float* dst, bool trusted) const {
   const Impl& m = *impl_;
   const bool fused = m.guarded && m.guard.limit >= 0 &&
                      (trusted || (m.scan && m.guard.Admits(src, m.src_elems)));
-  const Built& b = fused ? m.fused : m.plain;
+  const auto& b = fused ? m.fused : m.plain;
   memory s(m.src_md, Engine(), const_cast<float*>(src));
   memory d(m.dst_md, Engine(), dst);
   std::unordered_map<int, memory> args{

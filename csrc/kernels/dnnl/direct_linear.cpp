@@ -13,16 +13,7 @@ using tag = dnnl::memory::format_tag;
 using dt = dnnl::memory::data_type;
 using detail::Engine;
 
-namespace {
-
-struct Built {
-  dnnl::inner_product_forward prim;
-  memory::desc scratch_md;
-  size_t scratch_bytes = 0;
-  memory weights;  // packed for this primitive
-};
-
-}  // namespace
+using Built = detail::Built<dnnl::inner_product_forward>;
 
 struct Linear::Impl {
   LinearParams params;
@@ -32,7 +23,6 @@ struct Linear::Impl {
   detail::NanGuard guard;
   memory::desc src_md, dst_md;
   memory bias;
-  std::string impl_name;
 };
 
 namespace {
@@ -62,28 +52,16 @@ std::shared_ptr<Linear> Linear::Create(const LinearParams& p, const float* weigh
                                                                impl->dst_md)
                            : dnnl::inner_product_forward::desc(dnnl::prop_kind::forward_inference,
                                                                impl->src_md, any_w, impl->dst_md);
-    auto build = [&](bool with_unary, const Built* share) {
+    auto post_ops = [&](bool with_unary) {
       dnnl::post_ops ops;
       if (with_unary) detail::AppendUnary(ops, p.unary, p.scalars, p.algorithm);
-      dnnl::primitive_attr attr;
-      attr.set_post_ops(ops);
-      attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-      dnnl::inner_product_forward::primitive_desc pd(desc, attr, Engine());
-      Built b;
-      b.prim = dnnl::inner_product_forward(pd);
-      b.scratch_md = pd.scratchpad_desc();
-      b.scratch_bytes = b.scratch_md.get_size();
-      // The weights, reordered once into the layout the primitive wants.
-      b.weights = share != nullptr && share->weights.get_desc() == pd.weights_desc()
-                      ? share->weights
-                      : detail::PackOnce(pd.weights_desc(), user_w, weights);
-      if (share == nullptr) impl->impl_name = pd.impl_info_str();
-      return b;
+      return ops;
     };
+    using Prim = dnnl::inner_product_forward;
     impl->guarded = p.nan_guard && 2 * p.in <= p.out;
-    impl->plain = build(!p.nan_guard, nullptr);
+    impl->plain = detail::Build<Prim>(desc, post_ops(!p.nan_guard), user_w, weights, nullptr);
     if (impl->guarded) {
-      impl->fused = build(true, &impl->plain);
+      impl->fused = detail::Build<Prim>(desc, post_ops(true), user_w, weights, &impl->plain);
       impl->guard = detail::NanGuard::For(weights, p.out, p.in, p.has_bias ? bias : nullptr);
     }
     if (p.has_bias) {
@@ -108,7 +86,7 @@ std::shared_ptr<Linear> Linear::Create(const LinearParams& p, const float* weigh
 
 const LinearParams& Linear::params() const { return impl_->params; }
 
-std::string Linear::implementation() const { return impl_->impl_name; }
+std::string Linear::implementation() const { return impl_->plain.impl_name; }
 
 bool Linear::guarded() const { return impl_->guarded; }
 

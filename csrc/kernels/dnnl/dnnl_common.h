@@ -7,8 +7,8 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <unordered_map>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace torch_tvm::kernels::dnnl_direct::detail {
@@ -50,6 +50,38 @@ struct NanGuard {
   // Every |x[i]| <= limit (false for any NaN or infinity). One read of x.
   bool Admits(const float* x, int64_t n) const;
 };
+
+// One primitive of a direct kernel: its scratchpad and its packed weights.
+template <typename Prim>
+struct Built {
+  Prim prim;
+  dnnl::memory::desc scratch_md;
+  size_t scratch_bytes = 0;
+  dnnl::memory weights;
+  std::string impl_name;  // oneDNN's name of the implementation it chose
+};
+
+// Builds `Prim` (convolution_forward, inner_product_forward) from `desc` with
+// `ops` as post-ops and a user scratchpad. Its weights are `share`'s when both
+// want the same layout (the two primitives of a guarded kernel), else
+// reordered once from `weights`, laid out as `user_w`.
+template <typename Prim, typename Desc>
+Built<Prim> Build(const Desc& desc, const dnnl::post_ops& ops, const dnnl::memory::desc& user_w,
+                  const float* weights, const Built<Prim>* share) {
+  dnnl::primitive_attr attr;
+  attr.set_post_ops(ops);
+  attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
+  typename Prim::primitive_desc pd(desc, attr, Engine());
+  Built<Prim> b;
+  b.prim = Prim(pd);
+  b.scratch_md = pd.scratchpad_desc();
+  b.scratch_bytes = b.scratch_md.get_size();
+  b.weights = share != nullptr && share->weights.get_desc() == pd.weights_desc()
+                  ? share->weights
+                  : PackOnce(pd.weights_desc(), user_w, weights);
+  b.impl_name = pd.impl_info_str();
+  return b;
+}
 
 // Runs `prim` on `args`, adding the scratchpad it needs, and waits.
 void Execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory> args,
