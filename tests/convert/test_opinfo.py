@@ -36,6 +36,8 @@ OPINFO_MAP = {
     # --- elementwise -------------------------------------------------------
     "aten::abs": ["abs"],
     "aten::add.Tensor": ["add", "__radd__"],
+    "aten::addcmul": ["addcmul"],
+    "aten::addcdiv": ["addcdiv"],
     # A traced Python scalar is a 0-dim tensor constant (the .Tensor overload);
     # TorchScript's passes turn it into a scalar inside these composites.
     "aten::add.Scalar": ["nn.functional.softsign", "nn.functional.local_response_norm"],

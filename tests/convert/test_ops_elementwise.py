@@ -62,6 +62,9 @@ CASES = [
     ("div_floor_int_scalar", "x: torch.div(x, -4, rounding_mode='floor')", [I((N, D))]),
     ("div_trunc_float_scalar", "x: torch.div(x, -0.3, rounding_mode='trunc')", [E((N, S, D))]),
     ("div_mode_none_int", "x, y: torch.div(x, y, rounding_mode=None)", [I((N, D)), I((N, D), 1, 10)]),
+    # --- addcmul / addcdiv ---------------------------------------------------
+    ("addcmul", "x, a, b: torch.addcmul(x, a, b, value=0.5)", [E((N, S, D)), E((N, S, D)), (S, D)]),
+    ("addcdiv", "x, a, b: torch.addcdiv(x, a, b, value=-2.0) + torch.addcdiv(x, a, b)", [E((N, S, D)), (N, S, D), ED((N, S, D))]),
     # --- comparisons (bool outputs) -----------------------------------------
     ("compare_float", "x, y: (x == y, x != y, x < y, x <= y, x > y, x >= y)", [E((N, S, D)), E((N, S, D))]),
     ("compare_self_nan", "x: (x == x, x != x, x <= x)", [E((N, S, D))]),
@@ -210,6 +213,8 @@ REJECTED = [
     ("to_meta", "x: (x + 1).to('meta')", [(N, D)], None, "device other than the CPU"),
     ("to_channels_last", "x: (x + 1).to(memory_format=torch.channels_last) * 2", [(N, 3, 4, 5)], None, "memory_format"),
     ("zeros_like_meta", "x: (x + 1, torch.zeros_like(x, device='meta'))", [(N, D)], "aten::zeros_like", "device other than the CPU"),
+    # addcmul of integers: integer `value` arithmetic, left to PyTorch.
+    ("addcmul_int", "x, a: torch.addcmul(x + 1, a, a, value=3)", [I((N, D)), I((N, D))], "aten::addcmul", "integer operands"),
     ("empty_like_channels_last", "x: torch.empty_like(x + 1, memory_format=torch.channels_last).fill_(2.0) * 2", [(N, 3, 4, 5)], "aten::empty_like", "memory_format"),
 ]
 

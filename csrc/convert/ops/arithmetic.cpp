@@ -1,5 +1,6 @@
 // add / sub / mul / div / rsub, tensor-tensor and tensor-scalar, with alpha;
-// rounding division (div with rounding_mode, floor_divide) and remainder.
+// addcmul / addcdiv; rounding division (div with rounding_mode, floor_divide)
+// and remainder.
 #include <ATen/ATen.h>
 
 #include <stdexcept>
@@ -20,6 +21,30 @@ void AddLike(ConvertContext& ctx, const char* op, bool reversed) {
   double alpha = ctx.NumInputs() > 2 ? ctx.Double(2) : 1.0;
   if (reversed) std::swap(x, y);
   ctx.SetOutput(0, ctx.bb.Op(op, x, Scaled(ctx, y, alpha)));
+}
+
+// addcmul / addcdiv: self + value * (t1 op t2), in the dtype torch's promotion
+// gives the three operands (floats only: see FloatOperands).
+void AddCombined(ConvertContext& ctx, const char* op) {
+  std::string dtype = ResultDType(ctx, {0, 1, 2});
+  if (!IsFloatDType(dtype)) throw std::runtime_error("addcmul / addcdiv of " + dtype);
+  Expr self = CastTo(ctx.bb, ctx.Tensor(0), dtype);
+  Expr combined = ctx.bb.Op(op, CastTo(ctx.bb, ctx.Tensor(1), dtype),
+                            CastTo(ctx.bb, ctx.Tensor(2), dtype));
+  double value = ctx.NumInputs() > 3 ? ctx.Double(3) : 1.0;
+  ctx.SetOutput(0, ctx.bb.Op("add", self, Scaled(ctx, combined, value)));
+}
+
+// addcmul of integers takes an integer `value` (not a double); addcdiv of
+// integers is an error in eager. Both stay in PyTorch. Operands whose dtype the
+// graph does not state are let through; the converter refuses a non-float
+// result (the group then falls back).
+std::optional<std::string> FloatOperands(const OpSignature& op) {
+  for (size_t i = 0; i < 3; ++i) {
+    auto integral = IsIntegralArg(op.Arg(i));
+    if (integral && *integral) return "integer operands";
+  }
+  return std::nullopt;
 }
 
 void Divide(ConvertContext& ctx) {
@@ -175,6 +200,10 @@ TORCH_TVM_CONVERTERS(arithmetic) {
   for (const char* s : {"aten::div.Tensor", "aten::div.Scalar"}) {
     reg.Register(s, Divide);
   }
+  reg.Register("aten::addcmul", [](ConvertContext& c) { AddCombined(c, "multiply"); },
+               FloatOperands);
+  reg.Register("aten::addcdiv", [](ConvertContext& c) { AddCombined(c, "divide"); },
+               FloatOperands);
   for (const char* s : {"aten::div.Tensor_mode", "aten::div.Scalar_mode"}) {
     reg.Register(s, DivideWithMode, IntegerDivisorCheck);
   }
