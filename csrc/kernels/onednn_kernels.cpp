@@ -100,6 +100,20 @@ struct PostOp {
   c10::IValue Algorithm() const {
     return algorithm.empty() ? c10::IValue() : c10::IValue(algorithm);
   }
+  // The post-op fields of a direct kernel's ConvParams / LinearParams: a
+  // NaN-keeping epilogue becomes its NaN-dropping post-op under a NanGuard.
+  template <typename Params>
+  void FillDirect(Params& p) const {
+    p.algorithm = algorithm;
+    if (epilogue.kind == KeepNanEpilogue::kNone) {
+      p.unary = attr;
+      p.scalars = scalars;
+    } else {
+      p.unary = epilogue.FusedAttr();
+      p.scalars = epilogue.FusedScalars();
+      p.nan_guard = true;
+    }
+  }
 };
 
 PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
@@ -319,6 +333,11 @@ std::unordered_map<const void*, float>& BoundedOutputs() {
   return outputs;
 }
 
+// Counts a direct call whose NaN-dropping post-op was guarded.
+void CountGuarded(bool guarded, bool fused) {
+  if (guarded) (fused ? GetCounters().nan_guard_fused : GetCounters().nan_guard_unfused)++;
+}
+
 ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle, bool trusting) {
   auto conv = Convs().Get(handle);
   if (conv->counted) GetCounters().conv2d++;
@@ -345,10 +364,9 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle, bool trusting) {
       }
     }
     if (conv->counted) {
-      auto& c = GetCounters();
-      c.conv2d_direct++;
-      if (conv->direct->guarded()) (fused ? c.nan_guard_fused : c.nan_guard_unfused)++;
-      if (trusted) c.nan_guard_trusted++;
+      GetCounters().conv2d_direct++;
+      CountGuarded(conv->direct->guarded(), fused);
+      if (trusted) GetCounters().nan_guard_trusted++;
     }
     return ToTvm(y);
   }
@@ -364,7 +382,8 @@ ffi::Tensor Conv2d(const ffi::Tensor& x, int64_t handle, bool trusting) {
 bool Conv2dCanTrust(int64_t producer, int64_t consumer) {
   auto p = Convs().Get(producer);
   auto c = Convs().Get(consumer);
-  return p->out_bound >= 0 && c->direct && c->direct->guarded() && !c->residual &&
+  // guarded() excludes residual convs (their sum post-op is never guarded).
+  return p->out_bound >= 0 && c->direct && c->direct->guarded() &&
          p->out_bound <= c->direct->limit();
 }
 
@@ -427,14 +446,7 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
     p.groups = groups;
     p.has_bias = bias.has_value();
     p.sum = residual;
-    p.unary = post.attr;
-    p.scalars = post.scalars;
-    p.algorithm = post.algorithm;
-    if (post.epilogue.kind != KeepNanEpilogue::kNone) {
-      p.unary = post.epilogue.FusedAttr();
-      p.scalars = post.epilogue.FusedScalars();
-      p.nan_guard = true;
-    }
+    post.FillDirect(p);
     at::Tensor b = bias.has_value() ? FromTvm(*bias).contiguous() : at::Tensor();
     if (w.scalar_type() != at::kFloat || (b.defined() && b.scalar_type() != at::kFloat)) {
       TVM_FFI_THROW(TypeError) << "torch_tvm: oneDNN convs take float32 weights";
@@ -466,7 +478,8 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   }
   if (conv.direct && conv.direct->guarded() && conv.epilogue.kind == KeepNanEpilogue::kClamp &&
       std::isfinite(conv.epilogue.lo) && std::isfinite(conv.epilogue.hi)) {
-    conv.out_bound = static_cast<float>(std::max(std::fabs(conv.epilogue.lo), std::fabs(conv.epilogue.hi)));
+    conv.out_bound =
+        static_cast<float>(std::max(std::fabs(conv.epilogue.lo), std::fabs(conv.epilogue.hi)));
   }
   conv.counted = Counted();
   if (conv.counted) GetCounters().prepacked++;
@@ -496,14 +509,7 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
     p.in = w.size(1);
     p.out = w.size(0);
     p.has_bias = b.defined();
-    p.unary = post.attr;
-    p.scalars = post.scalars;
-    p.algorithm = post.algorithm;
-    if (post.epilogue.kind != KeepNanEpilogue::kNone) {
-      p.unary = post.epilogue.FusedAttr();
-      p.scalars = post.epilogue.FusedScalars();
-      p.nan_guard = true;
-    }
+    post.FillDirect(p);
     try {
       lin.direct = dnnl_direct::Linear::Create(p, w.data_ptr<float>(),
                                                b.defined() ? b.data_ptr<float>() : nullptr);
@@ -546,7 +552,7 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
     if (!fused) lin->epilogue.Apply(y);
     if (count) {
       GetCounters().linear_direct++;
-      if (lin->direct->guarded()) (fused ? GetCounters().nan_guard_fused : GetCounters().nan_guard_unfused)++;
+      CountGuarded(lin->direct->guarded(), fused);
     }
     return ToTvm(y);
   }

@@ -107,13 +107,8 @@ bool Conv::Run(const float* src, float* dst, bool trusted) const {
   const Impl& m = *impl_;
   const bool fused = m.guarded && m.guard.limit >= 0 &&
                      (trusted || (m.scan && m.guard.Admits(src, m.src_elems)));
-  const auto& b = fused ? m.fused : m.plain;
-  memory s(m.src_md, Engine(), const_cast<float*>(src));
-  memory d(m.dst_md, Engine(), dst);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, b.weights}, {DNNL_ARG_DST, d}};
-  if (m.has_bias) args.emplace(DNNL_ARG_BIAS, m.bias);
-  detail::Execute(b.prim, std::move(args), b.scratch_md, b.scratch_bytes, "convolution");
+  detail::Run(fused ? m.fused : m.plain, m.src_md, m.dst_md, src, dst,
+              m.has_bias ? &m.bias : nullptr, "convolution");
   return fused;
 }
 

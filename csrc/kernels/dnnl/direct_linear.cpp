@@ -25,10 +25,6 @@ struct Linear::Impl {
   memory bias;
 };
 
-namespace {
-void RunBuilt(const Linear::Impl& m, const Built& b, const float* src, float* dst);
-}  // namespace
-
 Linear::Linear(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Linear::~Linear() = default;
 
@@ -76,8 +72,12 @@ std::shared_ptr<Linear> Linear::Create(const LinearParams& p, const float* weigh
     // caller take another kernel instead of failing at run time.
     std::vector<float> src(p.rows * p.in, 0.f), dst(p.rows * p.out);
     const Impl& m = *linear->impl_;
-    RunBuilt(m, m.plain, src.data(), dst.data());
-    if (m.guarded) RunBuilt(m, m.fused, src.data(), dst.data());
+    auto probe = [&](const Built& b) {
+      detail::Run(b, m.src_md, m.dst_md, src.data(), dst.data(), p.has_bias ? &m.bias : nullptr,
+                  "inner product");
+    };
+    probe(m.plain);
+    if (m.guarded) probe(m.fused);
     return linear;
   } catch (const dnnl::error& e) {
     throw std::runtime_error(std::string("torch_tvm: oneDNN inner product: ") + e.what());
@@ -93,21 +93,9 @@ bool Linear::guarded() const { return impl_->guarded; }
 bool Linear::Run(const float* src, float* dst) const {
   const Impl& m = *impl_;
   const bool fused = m.guarded && m.guard.Admits(src, m.params.rows * m.params.in);
-  RunBuilt(m, fused ? m.fused : m.plain, src, dst);
+  detail::Run(fused ? m.fused : m.plain, m.src_md, m.dst_md, src, dst,
+              m.params.has_bias ? &m.bias : nullptr, "inner product");
   return fused;
 }
-
-namespace {
-
-void RunBuilt(const Linear::Impl& m, const Built& b, const float* src, float* dst) {
-  memory s(m.src_md, Engine(), const_cast<float*>(src));
-  memory d(m.dst_md, Engine(), dst);
-  std::unordered_map<int, memory> args{
-      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, b.weights}, {DNNL_ARG_DST, d}};
-  if (m.params.has_bias) args.emplace(DNNL_ARG_BIAS, m.bias);
-  detail::Execute(b.prim, std::move(args), b.scratch_md, b.scratch_bytes, "inner product");
-}
-
-}  // namespace
 
 }  // namespace torch_tvm::kernels::dnnl_direct

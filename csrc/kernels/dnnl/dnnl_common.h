@@ -87,4 +87,17 @@ Built<Prim> Build(const Desc& desc, const dnnl::post_ops& ops, const dnnl::memor
 void Execute(const dnnl::primitive& prim, std::unordered_map<int, dnnl::memory> args,
              const dnnl::memory::desc& scratch_md, size_t scratch_bytes, const char* what);
 
+// Runs a Built primitive on src -> dst (user memory of src_md / dst_md), with
+// its packed weights and, when given, the packed bias.
+template <typename Prim>
+void Run(const Built<Prim>& b, const dnnl::memory::desc& src_md, const dnnl::memory::desc& dst_md,
+         const float* src, float* dst, const dnnl::memory* bias, const char* what) {
+  dnnl::memory s(src_md, Engine(), const_cast<float*>(src));
+  dnnl::memory d(dst_md, Engine(), dst);
+  std::unordered_map<int, dnnl::memory> args{
+      {DNNL_ARG_SRC, s}, {DNNL_ARG_WEIGHTS, b.weights}, {DNNL_ARG_DST, d}};
+  if (bias != nullptr) args.emplace(DNNL_ARG_BIAS, *bias);
+  Execute(b.prim, std::move(args), b.scratch_md, b.scratch_bytes, what);
+}
+
 }  // namespace torch_tvm::kernels::dnnl_direct::detail
