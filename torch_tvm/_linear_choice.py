@@ -1,24 +1,29 @@
-"""Per linear shape, the oneDNN kernel measured faster on this machine.
+"""Per linear shape, the linear kernel measured fastest on this machine.
 
 A float32 linear (matmul by a constant weight, optional bias and fused
 post-op) that OffloadToOneDNN takes runs as torch_tvm.kernels.linear, with
-its weight prepacked for one of two kernels (csrc/kernels/onednn_kernels.cpp):
+its weight prepacked for one of three kernels (csrc/kernels/onednn_kernels.cpp):
   - "onednn": an inner product of the system oneDNN 2.6, built once at
     prepack (csrc/kernels/dnnl/direct_linear.h): no per-call glue, which
     makes it up to 1.8x faster on small GEMMs such as a classifier head;
+  - "sgemm": torch_tvm's own GEMM (csrc/kernels/gemm/packed_gemm.h), its
+    weight packed into 16-column panels for an AVX2/FMA 6x16 micro-kernel,
+    as onnxruntime's MLAS does: faster than both oneDNNs on BERT's GEMMs on
+    a Zen 3 (benchmarks/linear_choice.py); needs AVX2 and FMA;
   - "aten": PyTorch's mkldnn::_linear_pointwise (its oneDNN 3.x): ~45 us of
     per-call glue, but faster GEMM code on some larger shapes (BERT's
-    128x512x512, for example; benchmarks/linear_choice.py has the table).
-Neither wins by size alone, so the first build that meets a (rows, in, out,
-bias, post-op, threads) signature prepacks the real weight both ways and
-times both through the same FFI call, interleaved, best round of each; the
-faster is kept for the rest of the process (and stored by tune()); the
-timing runs are not in the kernel counters. A linear
-whose direct kernel cannot run here (linear_direct_refused) takes "aten".
+    128x512x512, for example).
+None wins by size alone, so the first build that meets a (rows, in, out,
+bias, post-op, threads) signature prepacks the real weight every way and
+times them through the same FFI call, interleaved, best round of each; the
+fastest is kept for the rest of the process (and stored by tune()); the
+timing runs are not in the kernel counters. A kernel that cannot take the
+linear here (linear_direct_refused, linear_sgemm_refused) is not a candidate.
 
-TORCH_TVM_LINEAR_KERNELS=onednn|aten forces one kernel (auto: measure).
+TORCH_TVM_LINEAR_KERNELS=onednn|sgemm|aten forces one kernel (auto: measure).
 `decisions()` lists every choice; explain() prints them and
-stats()["kernels"]["linear_direct_calls"] counts the direct calls.
+stats()["kernels"]["linear_direct_calls"] / ["linear_sgemm_calls"] count
+the calls of each.
 """
 from __future__ import annotations
 
@@ -32,7 +37,8 @@ from . import _tuning
 from ._aten_choice import _best_of_interleaved
 
 ENV = "TORCH_TVM_LINEAR_KERNELS"
-MODES = ("auto", "onednn", "aten")
+KERNELS = ("onednn", "sgemm", "aten")
+MODES = ("auto",) + KERNELS
 
 _lock = threading.Lock()
 _decisions: dict[tuple, dict] = {}
@@ -46,7 +52,7 @@ def decisions() -> list[dict]:
 def _mode() -> str:
     mode = os.environ.get(ENV) or "auto"
     if mode not in MODES:
-        raise ValueError(f"torch_tvm: {ENV} must be 'auto', 'onednn' or 'aten', not {mode!r}")
+        raise ValueError(f"torch_tvm: {ENV} must be one of {', '.join(MODES)}, not {mode!r}")
     return mode
 
 
@@ -56,9 +62,9 @@ def _threads() -> int:
 
 
 def _measure(weight, bias, rows, post):
-    """{kernel: us per call} of the real weight prepacked both ways, in a
-    timing scope (released on return, not in the kernel counters); None when
-    the direct kernel cannot run in this process."""
+    """{kernel: us per call} of the real weight prepacked every way that can
+    take it here, in a timing scope (released on return, not in the kernel
+    counters); None when only PyTorch's op can."""
     import numpy as np  # noqa: PLC0415
 
     prepack = tvm_ffi.get_global_func("torch_tvm.kernels.linear_prepack")
@@ -70,8 +76,10 @@ def _measure(weight, bias, rows, post):
     x = tvm.runtime.tensor(np.random.default_rng(0).standard_normal((rows, k)).astype("float32"))
     begin()
     try:
-        handles = {kernel: prepack(weight, bias, rows, *post, kernel) for kernel in ("onednn", "aten")}
-        if kernel_of(handles["onednn"]) != "onednn":  # refused: cannot run here
+        handles = {kernel: prepack(weight, bias, rows, *post, kernel) for kernel in KERNELS}
+        # A kernel that cannot take the linear packed it for PyTorch's op.
+        handles = {kn: h for kn, h in handles.items() if kernel_of(h) == kn}
+        if set(handles) == {"aten"}:
             return None
         times = _best_of_interleaved([(linear, [x, handles[kernel]]) for kernel in handles],
                                      rounds=5, per_round=3)
@@ -81,7 +89,7 @@ def _measure(weight, bias, rows, post):
 
 
 def kernel_for(weight, bias, rows: int, post: tuple) -> str:
-    """"onednn" or "aten" for a linear of `rows` rows by `weight` ([in, out],
+    """"onednn", "sgemm" or "aten" for a linear of `rows` rows by `weight` ([in, out],
     a tvm tensor), with `bias` (or None) and post-op (unary, scalars, algorithm)."""
     mode = _mode()
     k, n = (int(d) for d in weight.shape)
@@ -100,13 +108,13 @@ def kernel_for(weight, bias, rows: int, post: tuple) -> str:
         known = _decisions.get(key)
     if known is None or known["source"] == "forced":
         known = _tuning.lookup_choice(db_key)
-        if known is None or known.get("choice") not in ("onednn", "aten"):
+        if known is None or known.get("choice") not in KERNELS:
             times = _measure(weight, bias, rows, post)
             refused = times is None
             choice = "aten" if refused else min(times, key=times.get)
             known = {"op": "linear", "shape": [rows, k, n], "post": unary, "threads": threads,
                      "times_us": times or {}, "choice": choice, "kernel": choice,
-                     "source": "direct kernel refused" if refused else "measured"}
+                     "source": "only PyTorch's op can run it" if refused else "measured"}
         with _lock:
             _decisions[key] = known
     _tuning.note_choice(db_key, known)

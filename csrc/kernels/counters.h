@@ -14,6 +14,9 @@ struct Counters {
   // Linear calls that ran the direct oneDNN inner product (kernels/dnnl/direct_linear.h),
   // and linears packed for PyTorch's op because that primitive could not run here.
   std::atomic<int64_t> linear_direct{0}, linear_direct_refused{0};
+  // Linear calls that ran torch_tvm's own packed GEMM (kernels/gemm/packed_gemm.h),
+  // and linears asked for it that it could not take (no AVX2/FMA, other dtype).
+  std::atomic<int64_t> linear_sgemm{0}, linear_sgemm_refused{0};
   // Direct conv and linear calls with a NaN-dropping relu/clamp that a NanGuard
   // (kernels/dnnl/dnnl_common.h) let run fused, and those it sent to the
   // unfused primitive plus the NaN-keeping ATen op.

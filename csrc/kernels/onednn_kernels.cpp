@@ -1,9 +1,10 @@
 // Extern kernels that TVM-compiled graphs call for their heavy ops: 2d
 // convolution through a oneDNN primitive built once per conv
 // (kernels/dnnl/direct_conv.h), and linear through a oneDNN inner product
-// built once (kernels/dnnl/direct_linear.h) or through the oneDNN inside
-// PyTorch, reached with the dispatcher (the mkldnn:: ops Inductor uses),
-// whichever torch_tvm/_linear_choice.py measured faster for the shape. All
+// built once (kernels/dnnl/direct_linear.h), through torch_tvm's own packed
+// GEMM (kernels/gemm/packed_gemm.h) or through the oneDNN inside PyTorch,
+// reached with the dispatcher (the mkldnn:: ops Inductor uses), whichever
+// torch_tvm/_linear_choice.py measured fastest for the shape. All
 // share PyTorch's OpenMP pool. TORCH_TVM_CONV_KERNELS=aten sends convs to
 // PyTorch's mkldnn::_convolution_pointwise too, as before the direct path
 // existed.
@@ -28,10 +29,12 @@
 //                                    -> y_nhwc, written into other's buffer
 //   torch_tvm.kernels.linear_prepack(w_in_out, bias|None, batch, unary, scalars,
 //                                    algorithm, kernel) -> handle (kernel: "onednn" for
-//                                    the direct inner product, "aten" for PyTorch's op;
+//                                    the direct inner product, "sgemm" for the packed
+//                                    GEMM, "aten" for PyTorch's op; a kernel that cannot
+//                                    take the linear packs it for "aten";
 //                                    torch_tvm/_linear_choice.py measures which)
 //   torch_tvm.kernels.linear(x, handle) -> y
-//   torch_tvm.kernels.linear_kernel(handle) -> "onednn" | "aten" (the kernel that runs)
+//   torch_tvm.kernels.linear_kernel(handle) -> "onednn" | "sgemm" | "aten" (the one that runs)
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
 //   torch_tvm.kernels.embedding(weight, indices) -> rows (bounds-checked)
 //   torch_tvm.kernels.begin_packed_weight_scope() / end_packed_weight_scope() -> owner
@@ -55,6 +58,7 @@
 #include "kernels/counters.h"
 #include "kernels/dnnl/direct_conv.h"
 #include "kernels/dnnl/direct_linear.h"
+#include "kernels/gemm/packed_gemm.h"
 
 namespace torch_tvm::kernels {
 
@@ -171,6 +175,10 @@ struct PackedLinear {
   // The direct oneDNN inner product (kernels/dnnl/direct_linear.h); null when
   // the linear runs through PyTorch's mkldnn::_linear_pointwise instead.
   std::shared_ptr<dnnl_direct::Linear> direct;
+  // torch_tvm's packed GEMM (kernels/gemm/packed_gemm.h), with relu / clamp
+  // fused and any other unary run by ATen after it (sgemm_unary).
+  std::shared_ptr<gemm::PackedGemm> sgemm;
+  std::string sgemm_unary = "none", sgemm_algorithm;
   at::Tensor weight;  // for PyTorch's op: oneDNN blocked layout
   c10::IValue bias, unary_attr, unary_scalars, unary_algorithm;
   KeepNanEpilogue epilogue;
@@ -488,12 +496,56 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   return handle;
 }
 
+// The packed GEMM for a linear with this post-op, or null when it cannot run
+// it here. relu and clamp (NaN-keeping or not: keeping is what eager does)
+// run fused; gelu, sigmoid, tanh and swish run after it as ATen's in-place op,
+// named in `unary` / `algorithm`.
+std::shared_ptr<gemm::PackedGemm> PackSgemm(const at::Tensor& w, const at::Tensor& b,
+                                            const PostOp& post, std::string& unary,
+                                            std::string& algorithm) {
+  gemm::Epilogue ep;
+  const std::string attr = post.attr;
+  if (post.epilogue.kind == KeepNanEpilogue::kRelu || attr == "relu") {
+    ep.kind = gemm::Epilogue::kRelu;
+  } else if (post.epilogue.kind == KeepNanEpilogue::kClamp ||
+             (attr == "hardtanh" && post.scalars.size() == 2)) {
+    ep.kind = gemm::Epilogue::kClamp;
+    const bool kept = post.epilogue.kind == KeepNanEpilogue::kClamp;
+    ep.lo = static_cast<float>(kept ? post.epilogue.lo : post.scalars[0]);
+    ep.hi = static_cast<float>(kept ? post.epilogue.hi : post.scalars[1]);
+  } else if (attr == "gelu" || attr == "sigmoid" || attr == "tanh" || attr == "swish") {
+    unary = attr;
+    algorithm = post.algorithm.empty() ? "none" : post.algorithm;
+  } else if (attr != "none") {
+    return nullptr;
+  }
+  try {
+    return gemm::PackedGemm::Create(w.size(1), w.size(0), w.const_data_ptr<float>(),
+                                    b.defined() ? b.const_data_ptr<float>() : nullptr, ep);
+  } catch (const std::runtime_error&) {
+    return nullptr;
+  }
+}
+
+void SgemmUnary(const std::string& unary, const std::string& algorithm, at::Tensor& y) {
+  if (unary == "gelu") {
+    at::gelu_(y, algorithm);
+  } else if (unary == "sigmoid") {
+    at::sigmoid_(y);
+  } else if (unary == "tanh") {
+    at::tanh_(y);
+  } else if (unary == "swish") {
+    at::silu_(y);
+  }
+}
+
 int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tensor>& bias,
                       int64_t batch, const ffi::String& unary,
                       const ffi::Array<double>& unary_scalars, const ffi::String& algorithm,
                       const ffi::String& kernel) {
-  if (kernel != "onednn" && kernel != "aten") {
-    TVM_FFI_THROW(ValueError) << "torch_tvm: linear kernel must be 'onednn' or 'aten', not '"
+  if (kernel != "onednn" && kernel != "sgemm" && kernel != "aten") {
+    TVM_FFI_THROW(ValueError) << "torch_tvm: linear kernel must be 'onednn', 'sgemm' or 'aten', "
+                                 "not '"
                               << kernel << "'";
   }
   c10::InferenceMode guard;
@@ -518,7 +570,14 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
       if (Counted()) GetCounters().linear_direct_refused++;
     }
   }
-  if (!lin.direct) {
+  if (w.scalar_type() == at::kFloat && (!b.defined() || b.scalar_type() == at::kFloat) &&
+      kernel == "sgemm") {
+    lin.sgemm = PackSgemm(w, b, post, lin.sgemm_unary, lin.sgemm_algorithm);
+    if (!lin.sgemm && Counted()) GetCounters().linear_sgemm_refused++;
+  } else if (kernel == "sgemm" && Counted()) {
+    GetCounters().linear_sgemm_refused++;
+  }
+  if (!lin.direct && !lin.sgemm) {
     lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
     if (b.defined()) lin.bias = b.clone();
     lin.unary_attr = post.attr;
@@ -554,6 +613,20 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
       GetCounters().linear_direct++;
       CountGuarded(lin->direct->guarded(), fused);
     }
+    return ToTvm(y);
+  }
+  if (lin->sgemm) {
+    const auto& g = *lin->sgemm;
+    if (input.scalar_type() != at::kFloat || !input.is_contiguous() || input.dim() < 1 ||
+        input.size(-1) != g.in()) {
+      TVM_FFI_THROW(ValueError) << "torch_tvm: linear input does not match the shape it was "
+                                   "packed for";
+    }
+    out_shape.back() = g.out();
+    at::Tensor y = at::empty(out_shape, at::TensorOptions().dtype(at::kFloat));
+    g.Run(input.const_data_ptr<float>(), y.data_ptr<float>(), input.numel() / g.in());
+    SgemmUnary(lin->sgemm_unary, lin->sgemm_algorithm, y);
+    if (count) GetCounters().linear_sgemm++;
     return ToTvm(y);
   }
   static const c10::OperatorHandle& linear_op = Op("_linear_pointwise", "");
@@ -600,7 +673,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
       .def("torch_tvm.kernels.linear", Linear)
       .def("torch_tvm.kernels.linear_kernel",
            [](int64_t handle) -> ffi::String {
-             return Linears().Get(handle)->direct ? "onednn" : "aten";
+             auto lin = Linears().Get(handle);
+             return lin->direct ? "onednn" : lin->sgemm ? "sgemm" : "aten";
            })
       .def("torch_tvm.kernels.matmul", MatMul)
       .def("torch_tvm.kernels.embedding", Embedding)
@@ -636,6 +710,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("linear_calls", c.linear.load());
         m.Set("linear_direct_calls", c.linear_direct.load());
         m.Set("linear_direct_refused", c.linear_direct_refused.load());
+        m.Set("linear_sgemm_calls", c.linear_sgemm.load());
+        m.Set("linear_sgemm_refused", c.linear_sgemm_refused.load());
         m.Set("nan_guard_fused_calls", c.nan_guard_fused.load());
         m.Set("nan_guard_unfused_calls", c.nan_guard_unfused.load());
         m.Set("nan_guard_trusted_calls", c.nan_guard_trusted.load());

@@ -1,8 +1,9 @@
-"""The direct oneDNN linear (csrc/kernels/dnnl/direct_linear.cpp) against
-eager: rows 1 and many, sizes off the vector width, with and without bias,
-every fused post-op, 3-d inputs. The linear_direct_calls counter proves which
+"""The direct oneDNN linear (csrc/kernels/dnnl/direct_linear.cpp) and the
+packed GEMM (csrc/kernels/gemm/packed_gemm.cpp) against eager: rows 1 and
+many, sizes off the vector width, with and without bias, every post-op, 3-d
+inputs. The linear_direct_calls / linear_sgemm_calls counters prove which
 kernel ran; TORCH_TVM_LINEAR_KERNELS=aten is PyTorch's op, and the default
-(auto) measures both per shape (torch_tvm/_linear_choice.py)."""
+(auto) measures all three per shape (torch_tvm/_linear_choice.py)."""
 from __future__ import annotations
 
 import os
@@ -39,16 +40,24 @@ class _LinearThen(nn.Module):
         return self.post(self.lin(x))
 
 
+COUNTER = {"onednn": "linear_direct_calls", "sgemm": "linear_sgemm_calls"}
+
+
+def _sgemm_supported() -> bool:
+    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
+    return "avx2" in flags and "fma" in flags
+
+
 def _kernels():
     return torch_tvm.stats()["kernels"]
 
 
-def _run(m, x):
-    """(output, direct linear calls, all linear calls) of running m 3 times."""
+def _run(m, x, kernel="onednn"):
+    """(output, calls of `kernel`, all linear calls) of running m 3 times."""
     before = _kernels()
     out = run_tvm(m, x)
     after = _kernels()
-    return (out, after["linear_direct_calls"] - before["linear_direct_calls"],
+    return (out, after[COUNTER[kernel]] - before[COUNTER[kernel]],
             after["linear_calls"] - before["linear_calls"])
 
 
@@ -56,6 +65,23 @@ def _run(m, x):
 def direct(monkeypatch):
     monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", "onednn")
     torch_tvm.enable()
+
+
+@pytest.fixture(params=["onednn", "sgemm"])
+def kernel(request, monkeypatch):
+    """Each kernel of our own, forced; the packed GEMM needs AVX2 and FMA
+    (without them it refuses, counted, and PyTorch's op runs: checked too)."""
+    monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", request.param)
+    torch_tvm.enable()
+    return request.param
+
+
+def _check_ran(kernel, calls, total, before_refused):
+    assert total > 0
+    if kernel == "sgemm" and not _sgemm_supported():
+        assert calls == 0 and _kernels()["linear_sgemm_refused"] > before_refused
+    else:
+        assert calls == total
 
 
 CASES = [  # (input shape, out features, bias)
@@ -67,24 +93,41 @@ CASES = [  # (input shape, out features, bias)
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda c: f"x{'x'.join(map(str, c[0]))}-o{c[1]}-b{int(c[2])}")
-def test_direct_linear_against_eager(case, direct):
+def test_linear_kernels_against_eager(case, kernel):
     shape, out_features, bias = case
     m = _LinearThen(nn.Linear(shape[-1], out_features, bias=bias), POSTS["none"]).eval()
     x = torch.randn(*shape)
-    out, direct_calls, total = _run(m, x)
+    refused = _kernels()["linear_sgemm_refused"]
+    out, calls, total = _run(m, x, kernel)
     assert_outputs_close(out, m(x))
-    assert total > 0 and direct_calls == total
+    _check_ran(kernel, calls, total, refused)
 
 
 @pytest.mark.parametrize("post", sorted(POSTS))
-def test_fused_post_ops_against_eager(post, direct):
+def test_post_ops_against_eager(post, kernel):
+    """oneDNN fuses every post-op (relu / relu6 keep NaN after it); the packed
+    GEMM fuses relu / relu6 keeping NaN itself, and runs the others after it."""
     m = _LinearThen(nn.Linear(24, 19), POSTS[post]).eval()
     x = torch.randn(5, 24)
     x[0, 3] = float("nan")
     x[2, 7] = float("inf")
-    out, direct_calls, total = _run(m, x)
+    refused = _kernels()["linear_sgemm_refused"]
+    out, calls, total = _run(m, x, kernel)
     assert_outputs_close(out, m(x), equal_nan=True)
-    assert total > 0 and direct_calls == total
+    _check_ran(kernel, calls, total, refused)
+
+
+def test_packed_gemm_many_k_blocks_and_row_split(monkeypatch):
+    """Past the packed GEMM's 256-deep k blocks and 240-row blocks, with fewer
+    column panels than two per thread (so the threads split the rows)."""
+    monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", "sgemm")
+    torch_tvm.enable()
+    m = _LinearThen(nn.Linear(700, 20), F.relu6).eval()
+    x = torch.randn(3, 170, 700)
+    refused = _kernels()["linear_sgemm_refused"]
+    out, calls, total = _run(m, x, "sgemm")
+    assert_outputs_close(out, m(x))
+    _check_ran("sgemm", calls, total, refused)
 
 
 @pytest.mark.parametrize("post", ["relu", "relu6"])
@@ -127,13 +170,20 @@ def test_auto_choice_is_measured_and_applied(monkeypatch):
     torch_tvm.enable()
     m = _LinearThen(nn.Linear(37, 23), F.gelu).eval()
     x = torch.randn(6, 37)
-    out, direct_calls, total = _run(m, x)
+    before = _kernels()
+    out = run_tvm(m, x)
+    after = _kernels()
     assert_outputs_close(out, m(x))
     [choice] = [c for c in _linear_choice.decisions() if c["shape"] == [6, 37, 23]]
     assert choice["source"] == "measured" and choice["post"] == "gelu"
-    assert set(choice["times_us"]) == {"onednn", "aten"}
+    expected = {"onednn", "aten"} | ({"sgemm"} if _sgemm_supported() else set())
+    assert set(choice["times_us"]) == expected
     assert choice["kernel"] == min(choice["times_us"], key=choice["times_us"].get)
-    assert total > 0 and direct_calls == (total if choice["kernel"] == "onednn" else 0)
+    total = after["linear_calls"] - before["linear_calls"]
+    for kernel, counter in COUNTER.items():
+        calls = after[counter] - before[counter]
+        assert calls == (total if choice["kernel"] == kernel else 0), kernel
+    assert total > 0
     assert "kernel choice: linear 6x37->23 (+gelu)" in str(torch_tvm.explain(m, [x]))
 
 
@@ -141,7 +191,7 @@ def test_bad_kernel_setting_is_refused(monkeypatch):
     monkeypatch.setenv("TORCH_TVM_LINEAR_KERNELS", "fast")
     torch_tvm.enable(strict=True)
     m = _LinearThen(nn.Linear(4, 4), POSTS["none"]).eval()
-    with pytest.raises(RuntimeError, match="TORCH_TVM_LINEAR_KERNELS must be 'auto', 'onednn'"):
+    with pytest.raises(RuntimeError, match="TORCH_TVM_LINEAR_KERNELS must be one of auto, onednn, sgemm, aten"):
         run_tvm(m, torch.randn(2, 4))
 
 

@@ -1,0 +1,199 @@
+#include "kernels/gemm/packed_gemm.h"
+
+#include <immintrin.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <stdexcept>
+
+namespace torch_tvm::kernels::gemm {
+
+namespace {
+
+constexpr int64_t kNR = 16;   // columns per panel: two AVX2 vectors
+constexpr int64_t kMR = 6;    // rows per micro-kernel call: 12 accumulators
+constexpr int64_t kKC = 256;  // k per block: a panel's slice is 16 KB (L1)
+constexpr int64_t kMC = 240;  // rows per block: the input's block is <= 240 KB (L2)
+
+float* AlignedFloats(int64_t n) {
+  size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
+  auto* p = static_cast<float*>(std::aligned_alloc(64, bytes));
+  if (p == nullptr) throw std::runtime_error("torch_tvm: out of memory packing a GEMM weight");
+  std::memset(p, 0, bytes);
+  return p;
+}
+
+#define TORCH_TVM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+
+// C[0:MR, 0:16] (row stride ldc) = (first ? bias : C) + A[0:MR, 0:kc] B[0:kc, 0:16],
+// then the epilogue when `ep` is given. B is one packed panel slice (16 floats
+// per k, 64-byte aligned); A has row stride lda. Named accumulators, not an
+// array: GCC spilled an array of __m256 to the stack on every FMA.
+template <int MR>
+__attribute__((target("avx2,fma"))) void Micro(int64_t kc, const float* A, int64_t lda,
+                                               const float* B, float* C, int64_t ldc, bool first,
+                                               const float* bias, const Epilogue* ep) {
+#define DECL(i) __m256 c##i##0, c##i##1;
+  TORCH_TVM_ROWS(DECL)
+#undef DECL
+  if (first) {
+    const __m256 b0 = _mm256_load_ps(bias), b1 = _mm256_load_ps(bias + 8);
+#define INIT(i)                  \
+  if constexpr (MR > i) {        \
+    c##i##0 = b0;                \
+    c##i##1 = b1;                \
+  }
+    TORCH_TVM_ROWS(INIT)
+#undef INIT
+  } else {
+#define LOAD(i)                                     \
+  if constexpr (MR > i) {                           \
+    c##i##0 = _mm256_loadu_ps(C + i * ldc);         \
+    c##i##1 = _mm256_loadu_ps(C + i * ldc + 8);     \
+  }
+    TORCH_TVM_ROWS(LOAD)
+#undef LOAD
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m256 b0 = _mm256_load_ps(B + k * kNR), b1 = _mm256_load_ps(B + k * kNR + 8);
+#define FMA(i)                                               \
+  if constexpr (MR > i) {                                    \
+    const __m256 a = _mm256_broadcast_ss(A + i * lda + k);   \
+    c##i##0 = _mm256_fmadd_ps(a, b0, c##i##0);               \
+    c##i##1 = _mm256_fmadd_ps(a, b1, c##i##1);               \
+  }
+    TORCH_TVM_ROWS(FMA)
+#undef FMA
+  }
+  if (ep != nullptr && ep->kind != Epilogue::kNone) {
+    // _mm256_max_ps(a, b) returns b when either is NaN: with the accumulator
+    // as b, NaN stays NaN, as in torch.relu / torch.clamp.
+    const __m256 lo = _mm256_set1_ps(ep->kind == Epilogue::kRelu ? 0.f : ep->lo);
+    const bool clamp_hi = ep->kind == Epilogue::kClamp;
+    const __m256 hi = _mm256_set1_ps(ep->hi);
+#define POST(i)                                                          \
+  if constexpr (MR > i) {                                                \
+    c##i##0 = _mm256_max_ps(lo, c##i##0);                                \
+    c##i##1 = _mm256_max_ps(lo, c##i##1);                                \
+    if (clamp_hi) {                                                      \
+      c##i##0 = _mm256_min_ps(hi, c##i##0);                              \
+      c##i##1 = _mm256_min_ps(hi, c##i##1);                              \
+    }                                                                    \
+  }
+    TORCH_TVM_ROWS(POST)
+#undef POST
+  }
+#define STORE(i)                                    \
+  if constexpr (MR > i) {                           \
+    _mm256_storeu_ps(C + i * ldc, c##i##0);         \
+    _mm256_storeu_ps(C + i * ldc + 8, c##i##1);     \
+  }
+  TORCH_TVM_ROWS(STORE)
+#undef STORE
+}
+
+#undef TORCH_TVM_ROWS
+
+using MicroFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool,
+                         const float*, const Epilogue*);
+constexpr MicroFn kMicro[kMR + 1] = {nullptr,   Micro<1>, Micro<2>, Micro<3>,
+                                     Micro<4>,  Micro<5>, Micro<6>};
+
+}  // namespace
+
+void PackedGemm::Free::operator()(float* p) const { std::free(p); }
+
+bool PackedGemm::Supported() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+}
+
+std::shared_ptr<PackedGemm> PackedGemm::Create(int64_t in, int64_t out, const float* weights,
+                                               const float* bias, Epilogue epilogue) {
+  if (!Supported()) throw std::runtime_error("torch_tvm: the packed GEMM needs AVX2 and FMA");
+  if (in <= 0 || out <= 0) throw std::runtime_error("torch_tvm: packed GEMM sizes must be > 0");
+  if (epilogue.kind == Epilogue::kClamp && !(epilogue.lo <= epilogue.hi)) {
+    throw std::runtime_error("torch_tvm: packed GEMM clamp needs lo <= hi");
+  }
+  std::shared_ptr<PackedGemm> g(new PackedGemm());
+  g->in_ = in;
+  g->out_ = out;
+  g->panels_ = (out + kNR - 1) / kNR;
+  g->epilogue_ = epilogue;
+  g->packed_.reset(AlignedFloats(g->panels_ * in * kNR));
+  g->bias_.reset(AlignedFloats(g->panels_ * kNR));
+  for (int64_t n = 0; n < out; ++n) {
+    float* column = g->packed_.get() + (n / kNR) * in * kNR + n % kNR;
+    const float* row = weights + n * in;
+    for (int64_t k = 0; k < in; ++k) column[k * kNR] = row[k];
+    if (bias != nullptr) g->bias_[n] = bias[n];
+  }
+  return g;
+}
+
+PackedGemm::~PackedGemm() = default;
+
+namespace {
+
+// Rows [r0, r1) by panels [p0, p1) of one call, on one thread.
+void RunBlock(const float* src, float* dst, int64_t in, int64_t out, const float* packed,
+              const float* bias, const Epilogue& ep, int64_t r0, int64_t r1, int64_t p0,
+              int64_t p1) {
+  // The last panel may be narrower than 16 columns: it accumulates here and
+  // its valid columns are copied out after the last k block.
+  alignas(64) float scratch[kMC * kNR];
+  for (int64_t mc = r0; mc < r1; mc += kMC) {
+    const int64_t rows = std::min(kMC, r1 - mc);
+    for (int64_t k0 = 0; k0 < in; k0 += kKC) {
+      const int64_t kc = std::min(kKC, in - k0);
+      const bool first = k0 == 0, last = k0 + kc == in;
+      for (int64_t p = p0; p < p1; ++p) {
+        const int64_t n0 = p * kNR;
+        const bool partial = n0 + kNR > out;
+        float* C = partial ? scratch : dst + mc * out + n0;
+        const int64_t ldc = partial ? kNR : out;
+        const float* B = packed + (p * in + k0) * kNR;
+        for (int64_t m = 0; m < rows; m += kMR) {
+          kMicro[std::min(kMR, rows - m)](kc, src + (mc + m) * in + k0, in, B, C + m * ldc, ldc,
+                                          first, bias + n0, last ? &ep : nullptr);
+        }
+        if (partial && last) {
+          for (int64_t m = 0; m < rows; ++m) {
+            std::memcpy(dst + (mc + m) * out + n0, scratch + m * kNR,
+                        static_cast<size_t>(out - n0) * sizeof(float));
+          }
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void PackedGemm::Run(const float* src, float* dst, int64_t rows) const {
+  if (rows <= 0) return;
+  const int threads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
+    // Each thread takes a share of the panels while there are at least two per
+    // thread (every thread then reads all rows, which are small next to W);
+    // otherwise a share of the rows, in whole micro-kernel blocks.
+    int64_t r0 = 0, r1 = rows, p0 = 0, p1 = panels_;
+    if (panels_ >= 2 * team || rows < kMR * team) {
+      p0 = panels_ * t / team;
+      p1 = panels_ * (t + 1) / team;
+    } else {
+      const int64_t blocks = (rows + kMR - 1) / kMR;
+      r0 = std::min(rows, blocks * t / team * kMR);
+      r1 = std::min(rows, blocks * (t + 1) / team * kMR);
+    }
+    if (r0 < r1 && p0 < p1) {
+      RunBlock(src, dst, in_, out_, packed_.get(), bias_.get(), epilogue_, r0, r1, p0, p1);
+    }
+  }
+}
+
+}  // namespace torch_tvm::kernels::gemm
