@@ -498,8 +498,8 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
 
 // The packed GEMM for a linear with this post-op, or null when it cannot run
 // it here. relu and clamp (NaN-keeping or not: keeping is what eager does)
-// run fused; gelu, sigmoid, tanh and swish run after it as ATen's in-place op,
-// named in `unary` / `algorithm`.
+// and erf gelu run fused; tanh gelu, sigmoid, tanh and swish run after it as
+// ATen's in-place op, named in `unary` / `algorithm`.
 std::shared_ptr<gemm::PackedGemm> PackSgemm(const at::Tensor& w, const at::Tensor& b,
                                             const PostOp& post, std::string& unary,
                                             std::string& algorithm) {
@@ -513,6 +513,8 @@ std::shared_ptr<gemm::PackedGemm> PackSgemm(const at::Tensor& w, const at::Tenso
     const bool kept = post.epilogue.kind == KeepNanEpilogue::kClamp;
     ep.lo = static_cast<float>(kept ? post.epilogue.lo : post.scalars[0]);
     ep.hi = static_cast<float>(kept ? post.epilogue.hi : post.scalars[1]);
+  } else if (attr == "gelu" && (post.algorithm.empty() || post.algorithm == "none")) {
+    ep.kind = gemm::Epilogue::kGelu;
   } else if (attr == "gelu" || attr == "sigmoid" || attr == "tanh" || attr == "swish") {
     unary = attr;
     algorithm = post.algorithm.empty() ? "none" : post.algorithm;

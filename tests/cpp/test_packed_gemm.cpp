@@ -22,6 +22,7 @@ using torch_tvm::kernels::gemm::PackedGemm;
 double Post(const Epilogue& ep, double v) {
   if (std::isnan(v) || ep.kind == Epilogue::kNone) return v;
   if (ep.kind == Epilogue::kRelu) return v > 0 ? v : 0;
+  if (ep.kind == Epilogue::kGelu) return 0.5 * v * (1 + std::erf(v / std::sqrt(2.0)));
   return std::fmin(std::fmax(v, ep.lo), ep.hi);
 }
 
@@ -83,6 +84,32 @@ TEST_F(PackedGemmTest, ReluAndClampEpilogues) {
   Check(13, 40, 37, true, {Epilogue::kRelu});
   Check(13, 40, 37, true, {Epilogue::kClamp, -0.25f, 0.5f});
   Check(13, 300, 37, false, {Epilogue::kClamp, 0.f, 6.f});  // applied only after the last k block
+}
+
+TEST_F(PackedGemmTest, GeluEpilogue) {
+  Check(13, 40, 37, true, {Epilogue::kGelu});
+  Check(7, 300, 16, false, {Epilogue::kGelu});
+}
+
+TEST_F(PackedGemmTest, GeluAcrossItsRange) {
+  // One input column times weights from -12 to 12: gelu of every value, both
+  // tails included (the erf approximation and the exp range), and gelu of NaN
+  // and the infinities as torch gives them (NaN, inf, NaN).
+  const int64_t out = 241;
+  std::vector<float> w(out);
+  for (int64_t n = 0; n < out; ++n) w[n] = -12.f + 0.1f * n;
+  std::vector<float> x = {1.f, std::numeric_limits<float>::quiet_NaN(),
+                          std::numeric_limits<float>::infinity()};
+  auto gemm = PackedGemm::Create(1, out, w.data(), nullptr, {Epilogue::kGelu});
+  std::vector<float> y(3 * out);
+  gemm->Run(x.data(), y.data(), 3);
+  for (int64_t n = 0; n < out; ++n) {
+    const double v = w[n];
+    EXPECT_NEAR(y[n], 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))), 1e-6) << v;
+    EXPECT_TRUE(std::isnan(y[out + n])) << n;
+    if (w[n] > 0) EXPECT_EQ(y[2 * out + n], std::numeric_limits<float>::infinity()) << n;
+    if (w[n] < 0) EXPECT_TRUE(std::isnan(y[2 * out + n])) << n;  // -inf: torch gives NaN
+  }
 }
 
 TEST_F(PackedGemmTest, EpiloguesKeepNaNAndInfinities) {

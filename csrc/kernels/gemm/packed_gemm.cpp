@@ -16,6 +16,7 @@ constexpr int64_t kNR = 16;   // columns per panel: two AVX2 vectors
 constexpr int64_t kMR = 6;    // rows per micro-kernel call: 12 accumulators
 constexpr int64_t kKC = 256;  // k per block: a panel's slice is 16 KB (L1)
 constexpr int64_t kMC = 240;  // rows per block: the input's block is <= 240 KB (L2)
+constexpr int64_t kOutputBlockFloats = 48 * 1024;  // 192 KB of output per panel chunk (L2)
 
 float* AlignedFloats(int64_t n) {
   size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
@@ -23,6 +24,43 @@ float* AlignedFloats(int64_t n) {
   if (p == nullptr) throw std::runtime_error("torch_tvm: out of memory packing a GEMM weight");
   std::memset(p, 0, bytes);
   return p;
+}
+
+// expf, Cephes' polynomial (about 1 ulp, as Sleef_expf8_u10 that ATen uses).
+__attribute__((target("avx2,fma"))) inline __m256 Exp(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-88.3762626647949f)),
+                    _mm256_set1_ps(88.3762626647949f));
+  const __m256 n = _mm256_floor_ps(
+      _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), _mm256_set1_ps(0.5f)));
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 y = _mm256_set1_ps(1.9875691500e-4f);
+  for (float c : {1.3981999507e-3f, 8.3334519073e-3f, 4.1665795894e-2f, 1.6666665459e-1f,
+                  5.0000001201e-1f}) {
+    y = _mm256_fmadd_ps(y, r, _mm256_set1_ps(c));
+  }
+  y = _mm256_fmadd_ps(y, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.f)));
+  // y * 2^n, n in [-127, 128]: through the exponent field.
+  const __m256i e = _mm256_slli_epi32(
+      _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
+}
+
+// ATen's vectorized_gelu (ATen/native/cpu/Gelu.h) with Vectorized<float>::erf
+// (vec256_float.h), operation for operation.
+__attribute__((target("avx2,fma"))) inline __m256 Gelu(__m256 x) {
+  const __m256 neg_zero = _mm256_set1_ps(-0.f), one = _mm256_set1_ps(1.f);
+  const __m256 z = _mm256_mul_ps(x, _mm256_set1_ps(0.70710678118654752440f));
+  const __m256 sign = _mm256_and_ps(neg_zero, z);
+  const __m256 abs = _mm256_xor_ps(sign, z);
+  const __m256 t = _mm256_div_ps(one, _mm256_fmadd_ps(_mm256_set1_ps(0.3275911f), abs, one));
+  __m256 r = _mm256_fmadd_ps(_mm256_set1_ps(1.061405429f), t, _mm256_set1_ps(-1.453152027f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(1.421413741f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(-0.284496736f));
+  r = _mm256_fmadd_ps(r, t, _mm256_set1_ps(0.254829592f));
+  const __m256 e = _mm256_xor_ps(neg_zero, Exp(_mm256_xor_ps(neg_zero, _mm256_mul_ps(z, z))));
+  const __m256 erf = _mm256_xor_ps(sign, _mm256_fmadd_ps(_mm256_mul_ps(e, t), r, one));
+  return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), _mm256_add_ps(one, erf));
 }
 
 #define TORCH_TVM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -67,7 +105,7 @@ __attribute__((target("avx2,fma"))) void Micro(int64_t kc, const float* A, int64
     TORCH_TVM_ROWS(FMA)
 #undef FMA
   }
-  if (ep != nullptr && ep->kind != Epilogue::kNone) {
+  if (ep != nullptr && (ep->kind == Epilogue::kRelu || ep->kind == Epilogue::kClamp)) {
     // _mm256_max_ps(a, b) returns b when either is NaN: with the accumulator
     // as b, NaN stays NaN, as in torch.relu / torch.clamp.
     const __m256 lo = _mm256_set1_ps(ep->kind == Epilogue::kRelu ? 0.f : ep->lo);
@@ -92,6 +130,12 @@ __attribute__((target("avx2,fma"))) void Micro(int64_t kc, const float* A, int64
   }
   TORCH_TVM_ROWS(STORE)
 #undef STORE
+  if (ep != nullptr && ep->kind == Epilogue::kGelu) {  // on the tile just stored, in L1
+    for (int i = 0; i < MR; ++i) {
+      _mm256_storeu_ps(C + i * ldc, Gelu(_mm256_loadu_ps(C + i * ldc)));
+      _mm256_storeu_ps(C + i * ldc + 8, Gelu(_mm256_loadu_ps(C + i * ldc + 8)));
+    }
+  }
 }
 
 #undef TORCH_TVM_ROWS
@@ -146,23 +190,30 @@ void RunBlock(const float* src, float* dst, int64_t in, int64_t out, const float
   alignas(64) float scratch[kMC * kNR];
   for (int64_t mc = r0; mc < r1; mc += kMC) {
     const int64_t rows = std::min(kMC, r1 - mc);
-    for (int64_t k0 = 0; k0 < in; k0 += kKC) {
-      const int64_t kc = std::min(kKC, in - k0);
-      const bool first = k0 == 0, last = k0 + kc == in;
-      for (int64_t p = p0; p < p1; ++p) {
-        const int64_t n0 = p * kNR;
-        const bool partial = n0 + kNR > out;
-        float* C = partial ? scratch : dst + mc * out + n0;
-        const int64_t ldc = partial ? kNR : out;
-        const float* B = packed + (p * in + k0) * kNR;
-        for (int64_t m = 0; m < rows; m += kMR) {
-          kMicro[std::min(kMR, rows - m)](kc, src + (mc + m) * in + k0, in, B, C + m * ldc, ldc,
-                                          first, bias + n0, last ? &ep : nullptr);
-        }
-        if (partial && last) {
-          for (int64_t m = 0; m < rows; ++m) {
-            std::memcpy(dst + (mc + m) * out + n0, scratch + m * kNR,
-                        static_cast<size_t>(out - n0) * sizeof(float));
+    // Panels in chunks whose output block (rows x chunk x 16 floats) stays in
+    // L2 across the k blocks: without it, BERT's 128x3072 output (768 KB a
+    // thread) went back to L3 on every k block.
+    const int64_t chunk = std::max<int64_t>(1, kOutputBlockFloats / (rows * kNR));
+    for (int64_t c0 = p0; c0 < p1; c0 += chunk) {
+      const int64_t c1 = std::min(p1, c0 + chunk);
+      for (int64_t k0 = 0; k0 < in; k0 += kKC) {
+        const int64_t kc = std::min(kKC, in - k0);
+        const bool first = k0 == 0, last = k0 + kc == in;
+        for (int64_t p = c0; p < c1; ++p) {
+          const int64_t n0 = p * kNR;
+          const bool partial = n0 + kNR > out;
+          float* C = partial ? scratch : dst + mc * out + n0;
+          const int64_t ldc = partial ? kNR : out;
+          const float* B = packed + (p * in + k0) * kNR;
+          for (int64_t m = 0; m < rows; m += kMR) {
+            kMicro[std::min(kMR, rows - m)](kc, src + (mc + m) * in + k0, in, B, C + m * ldc,
+                                            ldc, first, bias + n0, last ? &ep : nullptr);
+          }
+          if (partial && last) {
+            for (int64_t m = 0; m < rows; ++m) {
+              std::memcpy(dst + (mc + m) * out + n0, scratch + m * kNR,
+                          static_cast<size_t>(out - n0) * sizeof(float));
+            }
           }
         }
       }

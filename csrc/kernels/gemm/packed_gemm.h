@@ -11,9 +11,10 @@
 // (12 accumulators) runs over blocks of 256 k, so a panel's slice (16 KB) stays
 // in L1 while the rows sweep over it.
 //
-// The post-op runs on the accumulators as they are stored: relu and clamp keep
-// NaN exactly as torch does (max/min with the accumulator as the operand that
-// wins on NaN), so no NaN guard is needed here.
+// The post-op runs on each 6x16 tile as it is stored, while it is in
+// registers or L1: relu and clamp keep NaN exactly as torch does (max/min with
+// the accumulator as the operand that wins on NaN), so no NaN guard is needed
+// here; gelu follows ATen's vectorised formula.
 //
 // No oneDNN or torch header: the kernel threads with OpenMP (this file's .cpp
 // is compiled with -fopenmp and, inside torch_tvm, runs on torch's libgomp).
@@ -25,7 +26,10 @@
 namespace torch_tvm::kernels::gemm {
 
 struct Epilogue {
-  enum Kind { kNone, kRelu, kClamp };
+  // kGelu is torch.nn.functional.gelu (erf form) computed the way ATen's AVX2
+  // kernel computes it (Abramowitz-Stegun 7.1.26 erf, FMA order kept), so the
+  // two agree to a few float ulps.
+  enum Kind { kNone, kRelu, kClamp, kGelu };
   Kind kind = kNone;
   float lo = 0.f, hi = 0.f;  // kClamp: torch.clamp(y, lo, hi), NaN kept
 };
