@@ -449,6 +449,8 @@ class TorchTVM(Peer):
         info["conv_choices"] = torch_tvm._winograd.decisions()
         # oneDNN or the tuned TVM kernel per conv (tuning database), and the databases
         info["tvm_conv_choices"] = torch_tvm._tvm_convs.decisions()
+        # the linear kernel per (rows, in, out, post-op), with the times that chose it
+        info["linear_choices"] = torch_tvm._linear_choice.decisions()
         info["tuning"] = torch_tvm.stats()["tuning"]
         self.tvm_info = info
         note = (f"{info['groups']} TVM group(s), {info['group_ops']} op(s) in TVM, "

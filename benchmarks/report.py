@@ -266,6 +266,39 @@ def _conv_choices(w, rows):
     w("")
 
 
+def _linear_choices(w, rows):
+    """Per linear shape: each kernel's time and the one that runs (torch_tvm's
+    measured choice, torch_tvm/_linear_choice.py)."""
+    lines, seen = [], set()
+    kernels = ("onednn", "sgemm", "aten")
+    for r in rows:
+        info = ((r.get("peers") or {}).get("torch_tvm") or {}).get("torch_tvm") or {}
+        for c in info.get("linear_choices") or []:
+            key = (cfg_name(r), tuple(c["shape"]), c.get("post"))
+            if c.get("threads") != r["threads"] or key in seen:
+                continue
+            seen.add(key)
+            m, k, n = c["shape"]
+            t = c.get("times_us", {})
+            cells = " | ".join(f"{t[kn]:.0f}" if kn in t else "-" for kn in kernels)
+            post = "" if c.get("post") in (None, "none") else f" + {c['post']}"
+            lines.append(f"| {cfg_name(r)} | {m} x {k} -> {n}{post} | {cells} | {c['kernel']} "
+                         f"({c.get('source', '')}) |")
+    if not lines:
+        return
+    w("## Kernel choice per linear shape (torch_tvm default)\n")
+    w("Measured at the first compile of each (rows, in, out, post-op): each kernel cycles "
+      "through copies of the real weight (cold, as in a forward pass), best of 5 rounds of 3 "
+      "calls, interleaved; the fastest runs (`torch_tvm/_linear_choice.py`). oneDNN = the "
+      "system oneDNN 2.6 inner product built once; sgemm = torch_tvm's packed AVX2/FMA GEMM "
+      "(`csrc/kernels/gemm/`); aten = PyTorch's `mkldnn::_linear_pointwise`.\n")
+    w("| config | rows x in -> out | oneDNN (us) | sgemm (us) | aten (us) | runs |")
+    w("|---|---|---:|---:|---:|---|")
+    for line in lines:
+        w(line)
+    w("")
+
+
 def _tvm_conv_choices(w, rows):
     """Per conv with a tuned TVM candidate (the tuning database's measured choice,
     torch_tvm/_tvm_convs.py): oneDNN's time, the tuned TVM kernel's, the winner."""
@@ -387,6 +420,7 @@ def markdown(results: list[dict], meta: dict, chart_rel: str | None) -> str:
             p.get("first_call_s") if p.get("status") == "ok" else None, lambda v: fmt(v, ".1f")))
 
     _conv_choices(w, rows)
+    _linear_choices(w, rows)
     _tvm_conv_choices(w, rows)
 
     if over:
