@@ -178,13 +178,23 @@ def test_auto_choice_is_measured_and_applied(monkeypatch):
     assert choice["source"] == "measured" and choice["post"] == "gelu"
     expected = {"onednn", "aten"} | ({"sgemm"} if _sgemm_supported() else set())
     assert set(choice["times_us"]) == expected
-    assert choice["kernel"] == min(choice["times_us"], key=choice["times_us"].get)
+    assert choice["kernel"] == _linear_choice._pick(choice["times_us"])
     total = after["linear_calls"] - before["linear_calls"]
     for kernel, counter in COUNTER.items():
         calls = after[counter] - before[counter]
         assert calls == (total if choice["kernel"] == kernel else 0), kernel
     assert total > 0
     assert "kernel choice: linear 6x37->23 (+gelu)" in str(torch_tvm.explain(m, [x]))
+
+
+def test_pick_prefers_the_packed_gemm_within_its_margin():
+    from torch_tvm._linear_choice import SGEMM_MARGIN, _pick
+
+    edge = 100 * (1 + SGEMM_MARGIN)
+    assert _pick({"onednn": 100.0, "sgemm": edge * 0.999, "aten": 150.0}) == "sgemm"
+    assert _pick({"onednn": 100.0, "sgemm": edge * 1.001, "aten": 150.0}) == "onednn"
+    assert _pick({"onednn": 120.0, "sgemm": 130.0, "aten": 90.0}) == "aten"
+    assert _pick({"onednn": 100.0, "aten": 101.0}) == "onednn"  # no AVX2: no sgemm entry
 
 
 def test_bad_kernel_setting_is_refused(monkeypatch):
