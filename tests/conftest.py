@@ -223,3 +223,10 @@ def assert_outputs_close(actual, expected, rtol=1e-4, atol=1e-5, equal_nan=False
 def max_rel_error(actual, expected):
     """max |actual - expected| / max |expected|."""
     return ((actual - expected).abs().max() / expected.abs().max()).item()
+
+
+def sgemm_supported() -> bool:
+    """Whether this CPU runs torch_tvm's packed GEMM (AVX2 and FMA)."""
+    with open("/proc/cpuinfo") as f:
+        flags = next(line for line in f if line.startswith("flags")).split()
+    return "avx2" in flags and "fma" in flags

@@ -88,11 +88,34 @@ def build_call(bb_add, x, weight: np.ndarray, bias, residual, relu: bool, plan: 
     fin, fout = wk.kernels(plan, bias is not None, residual is not None, relu, count)
     gin, gout = bb_add(fin, "winograd_input"), bb_add(fout, "winograd_output")
     v = relax.call_tir(gin, [x], relax.TensorType([a2, plan.tiles, s.c], "float32"))
-    m = relax.op.call_pure_packed(wk.GEMM, v, relax.const(wk.transform_weight(weight, plan)),
-                                  ty_args=relax.TensorType([a2, plan.tiles, s.k], "float32"))
+    m = _gemm(v, wk.transform_weight(weight, plan),
+              relax.TensorType([a2, plan.tiles, s.k], "float32"))
     args = [m, x, relax.const(wk.direct_weight(weight))]
     args += ([bias] if bias is not None else []) + ([residual] if residual is not None else [])
     return relax.call_tir(gout, args, relax.TensorType([s.n, s.out_h, s.out_w, s.k], "float32"))
+
+
+# "packed": the alpha^2 GEMMs on torch_tvm's packed GEMM (U packed once, now);
+# "matmul": at::matmul on the constant U (MKL, which packs U on every call).
+# Measured on ResNet18's Winograd layers (Zen 3, 2 threads): see docs/performance.md.
+GEMM_KERNELS = ("packed", "matmul")
+gemm_kernel = "packed"
+
+
+def _gemm(v, u: np.ndarray, ty):
+    """M[a] = V[a] @ U[a]: on the packed GEMM (its weights packed now, in the
+    build's packed-weight scope), or at::matmul where the packed GEMM cannot
+    run (no AVX2/FMA) or gemm_kernel says so."""
+    if gemm_kernel == "packed":
+        try:
+            handle = tvm_ffi.get_global_func(wk.PACKED_GEMM_PREPACK)(
+                tvm.runtime.tensor(np.ascontiguousarray(u)))
+        except RuntimeError:
+            handle = None  # no AVX2/FMA here
+        if handle is not None:
+            return relax.op.call_pure_packed(wk.PACKED_GEMM, v, relax.prim_value(handle),
+                                             ty_args=ty)
+    return relax.op.call_pure_packed(wk.GEMM, v, relax.const(u), ty_args=ty)
 
 
 def _candidates(shape: wk.Shape, weight, bias, tiles, target):
@@ -153,9 +176,11 @@ def _decide(shape: wk.Shape, target, threads: int) -> int:
     if mode in ("F2", "F4"):
         _record((shape, str(target), threads, mode), shape, threads, {}, int(mode[1]), "forced")
         return int(mode[1])
-    key = (shape, str(target), threads)
+    key = (shape, str(target), threads, gemm_kernel)
+    # The GEMM kernel is part of the key: a choice measured with at::matmul's
+    # GEMMs (every database before the packed GEMM) says nothing about the other.
     db_key = _tuning.choice_key("conv2d_3x3", [shape.n, shape.h, shape.w, shape.c, shape.k,
-                                               shape.pad_h, shape.pad_w], threads)
+                                               shape.pad_h, shape.pad_w, gemm_kernel], threads)
     with _lock:
         known = _decisions.get(key)
     if known is None:

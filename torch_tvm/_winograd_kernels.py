@@ -3,8 +3,9 @@ stride-1 convolution with m x m output tiles (alpha = m + 2):
 
   weight transform  U[a, c, k]  = G g G^T            numpy, once, at compile time
   input transform   V[a, p, c]  = B^T d B            TIR, per tile p, channels as vectors
-  batched GEMM      M[a, p, k]  = V[a] @ U[a]        alpha^2 GEMMs (BLAS, through the
-                                                     extern matmul kernel)
+  batched GEMM      M[a, p, k]  = V[a] @ U[a]        alpha^2 GEMMs: torch_tvm's packed
+                                                     GEMM (U packed at compile time), or
+                                                     at::matmul without AVX2/FMA
   output transform  Y[tile]     = A^T M A (+ bias, + residual, relu)      TIR
 
 The GEMM does the multiplies: alpha^2 / m^2 per output against 9 for the
@@ -43,6 +44,9 @@ from tvm.topi.nn.winograd_util import _cook_toom_convolution, _interpolation_poi
 # Winograd kernels call this once per run, so stats() shows they ran.
 COUNTER = "torch_tvm.kernels.count_winograd"
 GEMM = "torch_tvm.kernels.matmul"
+# The same GEMMs on torch_tvm's packed GEMM, U packed once at compile time.
+PACKED_GEMM = "torch_tvm.kernels.batched_gemm"
+PACKED_GEMM_PREPACK = "torch_tvm.kernels.batched_gemm_prepack"
 
 
 def matrices(m: int):

@@ -17,6 +17,8 @@ struct Counters {
   // Linear calls that ran torch_tvm's own packed GEMM (kernels/gemm/packed_gemm.h),
   // and linears asked for it that it could not take (no AVX2/FMA, other dtype).
   std::atomic<int64_t> linear_sgemm{0}, linear_sgemm_refused{0};
+  // Batches of packed GEMMs run (batched_gemm: the Winograd convolutions' GEMMs).
+  std::atomic<int64_t> batched_gemm{0};
   // Direct conv and linear calls with a NaN-dropping relu/clamp that a NanGuard
   // (kernels/dnnl/dnnl_common.h) let run fused, and those it sent to the
   // unfused primitive plus the NaN-keeping ATen op.

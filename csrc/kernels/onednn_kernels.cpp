@@ -36,6 +36,9 @@
 //   torch_tvm.kernels.linear(x, handle) -> y
 //   torch_tvm.kernels.linear_kernel(handle) -> "onednn" | "sgemm" | "aten" (the one that runs)
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
+//   torch_tvm.kernels.batched_gemm_prepack(u [batch, in, out]) -> handle
+//   torch_tvm.kernels.batched_gemm(v [batch, rows, in], handle) -> v @ u, on the packed GEMM
+//                                    (the Winograd convolutions' alpha^2 GEMMs)
 //   torch_tvm.kernels.embedding(weight, indices) -> rows (bounds-checked)
 //   torch_tvm.kernels.begin_packed_weight_scope() / end_packed_weight_scope() -> owner
 //                                    weights prepacked in between live as long as owner
@@ -179,6 +182,8 @@ struct PackedLinear {
   // fused and any other unary run by ATen after it (sgemm_unary).
   std::shared_ptr<gemm::PackedGemm> sgemm;
   std::string sgemm_unary = "none", sgemm_algorithm;
+  // A batch of packed GEMMs (batched_gemm_prepack): Winograd's alpha^2 GEMMs.
+  std::vector<std::shared_ptr<gemm::PackedGemm>> batch;
   at::Tensor weight;  // for PyTorch's op: oneDNN blocked layout
   c10::IValue bias, unary_attr, unary_scalars, unary_algorithm;
   KeepNanEpilogue epilogue;
@@ -639,6 +644,50 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   return ToTvm(y.reshape(out_shape).contiguous());
 }
 
+// u: [batch, in, out] floats (one weight per GEMM, as at::matmul takes it).
+// A handle in the linear table, released with the build like any other.
+int64_t BatchedGemmPrepack(const ffi::Tensor& u) {
+  c10::InferenceMode guard;
+  at::Tensor w = FromTvm(u);
+  if (w.dim() != 3 || w.scalar_type() != at::kFloat) {
+    TVM_FFI_THROW(ValueError) << "torch_tvm: batched_gemm_prepack takes a [batch, in, out] "
+                                 "float32 tensor";
+  }
+  PackedLinear lin;
+  for (int64_t b = 0; b < w.size(0); ++b) {
+    at::Tensor wb = w[b].t().contiguous();  // [out, in]
+    try {
+      lin.batch.push_back(gemm::PackedGemm::Create(wb.size(1), wb.size(0),
+                                                   wb.const_data_ptr<float>(), nullptr, {}));
+    } catch (const std::runtime_error& e) {
+      TVM_FFI_THROW(RuntimeError) << e.what();
+    }
+  }
+  lin.counted = Counted();
+  if (lin.counted) GetCounters().prepacked++;
+  int64_t handle = Linears().Add(std::move(lin));
+  RecordLinear(handle);
+  return handle;
+}
+
+// v: [batch, rows, in] -> [batch, rows, out].
+ffi::Tensor BatchedGemm(const ffi::Tensor& v, int64_t handle) {
+  auto lin = Linears().Get(handle);
+  c10::InferenceMode guard;
+  at::Tensor x = FromTvm(v);
+  if (lin->batch.empty() || x.scalar_type() != at::kFloat || !x.is_contiguous() ||
+      x.dim() != 3 || x.size(0) != static_cast<int64_t>(lin->batch.size()) ||
+      x.size(2) != lin->batch[0]->in()) {
+    TVM_FFI_THROW(ValueError) << "torch_tvm: batched_gemm input does not match its packed weights";
+  }
+  at::Tensor y = at::empty({x.size(0), x.size(1), lin->batch[0]->out()},
+                           at::TensorOptions().dtype(at::kFloat));
+  gemm::PackedGemm::RunBatch(lin->batch, x.const_data_ptr<float>(), y.data_ptr<float>(),
+                             x.size(1));
+  if (lin->counted) GetCounters().batched_gemm++;
+  return ToTvm(y);
+}
+
 // The bounds check is the reason this is an extern kernel: at::embedding
 // raises on an out-of-range index.
 ffi::Tensor Embedding(const ffi::Tensor& weight, const ffi::Tensor& indices) {
@@ -679,6 +728,8 @@ TVM_FFI_STATIC_INIT_BLOCK() {
              return lin->direct ? "onednn" : lin->sgemm ? "sgemm" : "aten";
            })
       .def("torch_tvm.kernels.matmul", MatMul)
+      .def("torch_tvm.kernels.batched_gemm_prepack", BatchedGemmPrepack)
+      .def("torch_tvm.kernels.batched_gemm", BatchedGemm)
       .def("torch_tvm.kernels.embedding", Embedding)
       .def("torch_tvm.kernels.begin_packed_weight_scope",
            [] { scopes.push_back(std::make_shared<PackedWeightScope>()); })
@@ -714,6 +765,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("linear_direct_refused", c.linear_direct_refused.load());
         m.Set("linear_sgemm_calls", c.linear_sgemm.load());
         m.Set("linear_sgemm_refused", c.linear_sgemm_refused.load());
+        m.Set("batched_gemm_calls", c.batched_gemm.load());
         m.Set("nan_guard_fused_calls", c.nan_guard_fused.load());
         m.Set("nan_guard_unfused_calls", c.nan_guard_unfused.load());
         m.Set("nan_guard_trusted_calls", c.nan_guard_trusted.load());

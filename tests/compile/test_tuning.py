@@ -187,12 +187,15 @@ def test_database_for_another_host_is_skipped_with_one_warning(tuned_dir, tmp_pa
         assert torch_tvm.stats()["tuning"]["databases"] == []
 
 
-def _db_with_choice(tmp_path, kernel_choice: int) -> Path:
-    """A database holding only a Winograd choice for Small's conv shape."""
+def _db_with_choice(tmp_path, kernel_choice: int, gemm: str | None = None) -> Path:
+    """A database holding only a Winograd choice for Small's conv shape, made
+    with the Winograd GEMM kernel `gemm` (default: the one in use)."""
+    gemm = gemm or _winograd.gemm_kernel
     db = tmp_path / "choices_db"
     db.mkdir()
     (db / _tuning.KEY_FILE).write_text(json.dumps(_tuning.host_key()))
-    key = _tuning.choice_key("conv2d_3x3", [1, 12, 12, 8, 8, 1, 1], torch.get_num_threads())
+    key = _tuning.choice_key("conv2d_3x3", [1, 12, 12, 8, 8, 1, 1, gemm],
+                             torch.get_num_threads())
     entry = {"op": "conv2d_3x3", "shape": [1, 12, 12, 8, 8], "pad": [1, 1],
              "threads": torch.get_num_threads(), "times_us": {"onednn": 9.0, "F4": 1.0},
              "choice": kernel_choice, "kernel": f"winograd_F{kernel_choice}"}
@@ -221,6 +224,20 @@ def test_stored_choice_is_applied(tmp_path, monkeypatch, how):
     assert d["source"] == "database" and d["kernel"] == "winograd_F4"
     report = torch_tvm.explain(torch.jit.trace(model, [x]), [x])
     assert "WINOGRAD_F4 (onednn 9.0 us, F4 1.0 us, from the tuning database)" in str(report)
+
+
+def test_choice_made_with_another_winograd_gemm_is_not_applied(tmp_path):
+    """A Winograd choice is keyed on the GEMM kernel it was measured with:
+    one stored for at::matmul's GEMMs (every database before the packed GEMM)
+    is measured again, not applied."""
+    other = next(g for g in _winograd.GEMM_KERNELS if g != _winograd.gemm_kernel)
+    db = _db_with_choice(tmp_path, 4, gemm=other)
+    model, x = _model()
+    torch_tvm.enable(tuning_db=str(db))
+    out = _run(model, x)
+    torch.testing.assert_close(out, model(x), rtol=1e-4, atol=1e-5)
+    (d,) = _winograd.decisions()
+    assert d["source"] == "measured"
 
 
 def test_shipped_databases_apply_only_when_enabled(tmp_path, monkeypatch):

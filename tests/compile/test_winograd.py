@@ -10,12 +10,13 @@ import numpy as np
 import pytest
 import torch
 import tvm
+import tvm_ffi
 from tvm import relax
 
 import torch_tvm
 from torch_tvm import _build, _winograd
 from torch_tvm import _winograd_kernels as wk
-from conftest import GROUP_KIND, group_counters, jit, run_jitted
+from conftest import GROUP_KIND, group_counters, jit, run_jitted, sgemm_supported
 
 
 def _target():
@@ -171,10 +172,12 @@ def test_model_runs_winograd_and_matches_eager(winograd_mode, mode, batch):
     model = _randomise_bn(_Block(12))
     x = torch.randn(batch, 12, 15, 13)
     before = torch_tvm.stats()["kernels"]["winograd_calls"]
+    gemms_before = torch_tvm.stats()["kernels"]["batched_gemm_calls"]
     with torch.no_grad():
         ref = model(x)
         out, graph = run_jitted(jit(model, [x]), x)
         after_first = torch_tvm.stats()["kernels"]["winograd_calls"]
+        gemms = torch_tvm.stats()["kernels"]["batched_gemm_calls"] - gemms_before
         out2 = jit(model, [x])(x)
     assert GROUP_KIND in str(graph)
     for gid, c in group_counters(graph).items():
@@ -184,6 +187,8 @@ def test_model_runs_winograd_and_matches_eager(winograd_mode, mode, batch):
     tvm_calls = sum(c["calls"] - c["fallback_calls"] for c in group_counters(graph).values())
     assert tvm_calls >= 1
     assert after_first - before == 2 * tvm_calls  # two Winograd convs per TVM call
+    # ... each with its GEMMs on the packed GEMM (at::matmul without AVX2/FMA)
+    assert gemms == (after_first - before if sgemm_supported() else 0)
 
 
 @pytest.mark.parametrize("conv", [
@@ -263,11 +268,14 @@ def test_explain_shows_the_kernel_each_conv_shape_runs(winograd_mode):
     assert "-> WINOGRAD_F4 (forced)" in text, text
 
 
-def test_pass_alone_on_a_before_and_an_expected_module(winograd_mode):
+@pytest.mark.parametrize("gemm", _winograd.GEMM_KERNELS)
+def test_pass_alone_on_a_before_and_an_expected_module(winograd_mode, gemm, monkeypatch):
     """WinogradConvs on conv + bias + relu in NHWC: one input transform, the
-    BLAS GEMM on the transformed weight, one output transform with bias and
-    relu fused (and the exact path's direct weight)."""
+    GEMMs on the transformed weight (packed now for torch_tvm's packed GEMM,
+    or a constant for at::matmul), one output transform with bias and relu
+    fused (and the exact path's direct weight)."""
     winograd_mode("F4")
+    monkeypatch.setattr(_winograd, "gemm_kernel", gemm)
     rng = np.random.default_rng(5)
     w = (rng.standard_normal((16, 3, 3, 8)) / 8).astype("float32")
     b = rng.standard_normal(16).astype("float32")
@@ -293,9 +301,18 @@ def test_pass_alone_on_a_before_and_an_expected_module(winograd_mode):
         with bb.dataflow():
             gin, gout = bb.add_func(fin, "winograd_input"), bb.add_func(fout, "winograd_output")
             v = bb.emit(relax.call_tir(gin, [x], relax.TensorType([36, plan.tiles, 8], "float32")))
-            m = bb.emit(relax.op.call_pure_packed(
-                wk.GEMM, v, relax.const(wk.transform_weight(w, plan)),
-                ty_args=relax.TensorType([36, plan.tiles, 16], "float32")))
+            m_ty = relax.TensorType([36, plan.tiles, 16], "float32")
+            u = wk.transform_weight(w, plan)
+            if gemm == "packed":
+                # The handle the pass packed U under: it must multiply by U.
+                handle = int(after["main"].body.blocks[0].bindings[1].value.args[2].value)
+                vv = rng.standard_normal((36, plan.tiles, 8)).astype("float32")
+                got = tvm_ffi.get_global_func(wk.PACKED_GEMM)(tvm.runtime.tensor(vv), handle)
+                np.testing.assert_allclose(got.numpy(), vv @ u, rtol=1e-4, atol=1e-5)
+                m = bb.emit(relax.op.call_pure_packed(wk.PACKED_GEMM, v,
+                                                      relax.prim_value(handle), ty_args=m_ty))
+            else:
+                m = bb.emit(relax.op.call_pure_packed(wk.GEMM, v, relax.const(u), ty_args=m_ty))
             out = bb.emit_output(relax.call_tir(
                 gout, [m, x, relax.const(wk.direct_weight(w)), relax.const(b)],
                 relax.TensorType([1, 10, 10, 16], "float32")))

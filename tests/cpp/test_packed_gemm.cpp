@@ -129,6 +129,32 @@ TEST_F(PackedGemmTest, EpiloguesKeepNaNAndInfinities) {
   }
 }
 
+TEST_F(PackedGemmTest, BatchOfIndependentGemms) {
+  // Five GEMMs of 13x40 -> 24, each with its own weight, shared out between
+  // two threads; each matches its own reference.
+  const int64_t batch = 5, rows = 13, in = 40, out = 24;
+  auto x = Random(batch * rows * in, 4);
+  std::vector<std::vector<float>> ws;
+  std::vector<std::shared_ptr<PackedGemm>> gemms;
+  for (int64_t b = 0; b < batch; ++b) {
+    ws.push_back(Random(out * in, 10 + b));
+    gemms.push_back(PackedGemm::Create(in, out, ws.back().data(), nullptr, {}));
+  }
+  std::vector<float> y(batch * rows * out, 12345.f);
+  omp_set_num_threads(2);
+  PackedGemm::RunBatch(gemms, x.data(), y.data(), rows);
+  for (int64_t b = 0; b < batch; ++b) {
+    std::vector<float> xb(x.begin() + b * rows * in, x.begin() + (b + 1) * rows * in);
+    auto ref = Reference(xb, ws[b], nullptr, rows, in, out, {});
+    for (int64_t i = 0; i < rows * out; ++i) {
+      ASSERT_NEAR(y[b * rows * out + i], ref[i], 1e-4) << "gemm " << b << " at " << i;
+    }
+  }
+  auto other = PackedGemm::Create(in + 1, out, Random(out * (in + 1), 9).data(), nullptr, {});
+  gemms.push_back(other);
+  EXPECT_THROW(PackedGemm::RunBatch(gemms, x.data(), y.data(), rows), std::runtime_error);
+}
+
 TEST_F(PackedGemmTest, RefusesBadSizesAndBounds) {
   std::vector<float> w(4, 1.f);
   EXPECT_THROW(PackedGemm::Create(0, 4, w.data(), nullptr, {}), std::runtime_error);

@@ -17,7 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import torch_tvm
-from conftest import assert_outputs_close, call_counting, run_tvm, traced_warm
+from conftest import (assert_outputs_close, call_counting, run_tvm, sgemm_supported,
+                      traced_warm)
 
 POSTS = {
     "none": lambda y: y * 2.0,  # a TVM kernel after the linear keeps the group at two ops
@@ -41,11 +42,6 @@ class _LinearThen(nn.Module):
 
 
 COUNTER = {"onednn": "linear_direct_calls", "sgemm": "linear_sgemm_calls"}
-
-
-def _sgemm_supported() -> bool:
-    flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split()
-    return "avx2" in flags and "fma" in flags
 
 
 def _kernels():
@@ -78,7 +74,7 @@ def kernel(request, monkeypatch):
 
 def _check_ran(kernel, calls, total, before_refused):
     assert total > 0
-    if kernel == "sgemm" and not _sgemm_supported():
+    if kernel == "sgemm" and not sgemm_supported():
         assert calls == 0 and _kernels()["linear_sgemm_refused"] > before_refused
     else:
         assert calls == total
@@ -176,7 +172,7 @@ def test_auto_choice_is_measured_and_applied(monkeypatch):
     assert_outputs_close(out, m(x))
     [choice] = [c for c in _linear_choice.decisions() if c["shape"] == [6, 37, 23]]
     assert choice["source"] == "measured" and choice["post"] == "gelu"
-    expected = {"onednn", "aten"} | ({"sgemm"} if _sgemm_supported() else set())
+    expected = {"onednn", "aten"} | ({"sgemm"} if sgemm_supported() else set())
     assert set(choice["times_us"]) == expected
     assert choice["kernel"] == _linear_choice._pick(choice["times_us"])
     total = after["linear_calls"] - before["linear_calls"]

@@ -247,4 +247,21 @@ void PackedGemm::Run(const float* src, float* dst, int64_t rows) const {
   }
 }
 
+void PackedGemm::RunBatch(const std::vector<std::shared_ptr<PackedGemm>>& gemms,
+                          const float* src, float* dst, int64_t rows) {
+  const int64_t batch = static_cast<int64_t>(gemms.size());
+  if (rows <= 0 || batch == 0) return;
+  const int64_t in = gemms[0]->in_, out = gemms[0]->out_;
+  for (const auto& g : gemms) {
+    if (g->in_ != in || g->out_ != out) throw std::runtime_error("torch_tvm: ragged GEMM batch");
+  }
+  const int threads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t b = 0; b < batch; ++b) {
+    const PackedGemm& g = *gemms[b];
+    RunBlock(src + b * rows * in, dst + b * rows * out, in, out, g.packed_.get(), g.bias_.get(),
+             g.epilogue_, 0, rows, 0, g.panels_);
+  }
+}
+
 }  // namespace torch_tvm::kernels::gemm

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 namespace torch_tvm::kernels::gemm {
 
@@ -50,6 +51,11 @@ class PackedGemm {
   // Runs on the caller's OpenMP team size (omp_get_max_threads), one team per
   // call; safe to call from several threads.
   void Run(const float* src, float* dst, int64_t rows) const;
+  // A batch of independent GEMMs, dst[b] = src[b] gemms[b]^T (+ bias, epilogue),
+  // src [batch, rows, in] and dst [batch, rows, out] contiguous: the threads
+  // share out whole GEMMs (Winograd's alpha^2 small GEMMs, too small to split).
+  static void RunBatch(const std::vector<std::shared_ptr<PackedGemm>>& gemms, const float* src,
+                       float* dst, int64_t rows);
 
  private:
   PackedGemm() = default;
