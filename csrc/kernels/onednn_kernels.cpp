@@ -501,6 +501,16 @@ int64_t Conv2dPrepack(const ffi::Tensor& w_ohwi, const ffi::Optional<ffi::Tensor
   return handle;
 }
 
+// Into the table, owned by the current packed-weight scope; counted unless
+// packed in a timing scope.
+int64_t AddLinear(PackedLinear lin) {
+  lin.counted = Counted();
+  if (lin.counted) GetCounters().prepacked++;
+  int64_t handle = Linears().Add(std::move(lin));
+  RecordLinear(handle);
+  return handle;
+}
+
 // The packed GEMM for a linear with this post-op, or null when it cannot run
 // it here. relu and clamp (NaN-keeping or not: keeping is what eager does)
 // and erf gelu run fused; tanh gelu, sigmoid, tanh and swish run after it as
@@ -591,11 +601,7 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
     lin.unary_scalars = post.Scalars();
     lin.unary_algorithm = post.Algorithm();
   }
-  lin.counted = Counted();
-  if (lin.counted) GetCounters().prepacked++;
-  int64_t handle = Linears().Add(std::move(lin));
-  RecordLinear(handle);
-  return handle;
+  return AddLinear(std::move(lin));
 }
 
 ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
@@ -663,11 +669,7 @@ int64_t BatchedGemmPrepack(const ffi::Tensor& u) {
       TVM_FFI_THROW(RuntimeError) << e.what();
     }
   }
-  lin.counted = Counted();
-  if (lin.counted) GetCounters().prepacked++;
-  int64_t handle = Linears().Add(std::move(lin));
-  RecordLinear(handle);
-  return handle;
+  return AddLinear(std::move(lin));
 }
 
 // v: [batch, rows, in] -> [batch, rows, out].
