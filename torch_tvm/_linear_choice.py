@@ -28,6 +28,7 @@ the calls of each.
 """
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 
@@ -115,13 +116,9 @@ def _pick(times: dict) -> str:
 
 
 def _cycling(linear, x, handles):
-    state = {"i": 0}
-
-    def call():
-        state["i"] = (state["i"] + 1) % len(handles)
-        return linear(x, handles[state["i"]])
-
-    return call
+    """A call of `linear` on x with the next of `handles` each time."""
+    handles = itertools.cycle(handles)
+    return lambda: linear(x, next(handles))
 
 
 def kernel_for(weight, bias, rows: int, post: tuple) -> str:

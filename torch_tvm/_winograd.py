@@ -102,19 +102,21 @@ GEMM_KERNELS = ("packed", "matmul")
 gemm_kernel = "packed"
 
 
+def _gemm_in_use() -> str:
+    """gemm_kernel, or "matmul" where the packed GEMM cannot run (no AVX2/FMA):
+    what the GEMMs really run on, so also what a choice is keyed on."""
+    if gemm_kernel == "packed" and not tvm_ffi.get_global_func(wk.PACKED_GEMM_SUPPORTED)():
+        return "matmul"
+    return gemm_kernel
+
+
 def _gemm(v, u: np.ndarray, ty):
     """M[a] = V[a] @ U[a]: on the packed GEMM (its weights packed now, in the
-    build's packed-weight scope), or at::matmul where the packed GEMM cannot
-    run (no AVX2/FMA) or gemm_kernel says so."""
-    if gemm_kernel == "packed":
-        try:
-            handle = tvm_ffi.get_global_func(wk.PACKED_GEMM_PREPACK)(
-                tvm.runtime.tensor(np.ascontiguousarray(u)))
-        except RuntimeError:
-            handle = None  # no AVX2/FMA here
-        if handle is not None:
-            return relax.op.call_pure_packed(wk.PACKED_GEMM, v, relax.prim_value(handle),
-                                             ty_args=ty)
+    build's packed-weight scope), or at::matmul (see _gemm_in_use)."""
+    if _gemm_in_use() == "packed":
+        handle = tvm_ffi.get_global_func(wk.PACKED_GEMM_PREPACK)(
+            tvm.runtime.tensor(np.ascontiguousarray(u)))
+        return relax.op.call_pure_packed(wk.PACKED_GEMM, v, relax.prim_value(handle), ty_args=ty)
     return relax.op.call_pure_packed(wk.GEMM, v, relax.const(u), ty_args=ty)
 
 
@@ -176,11 +178,12 @@ def _decide(shape: wk.Shape, target, threads: int) -> int:
     if mode in ("F2", "F4"):
         _record((shape, str(target), threads, mode), shape, threads, {}, int(mode[1]), "forced")
         return int(mode[1])
-    key = (shape, str(target), threads, gemm_kernel)
+    gemm = _gemm_in_use()
+    key = (shape, str(target), threads, gemm)
     # The GEMM kernel is part of the key: a choice measured with at::matmul's
     # GEMMs (every database before the packed GEMM) says nothing about the other.
     db_key = _tuning.choice_key("conv2d_3x3", [shape.n, shape.h, shape.w, shape.c, shape.k,
-                                               shape.pad_h, shape.pad_w, gemm_kernel], threads)
+                                               shape.pad_h, shape.pad_w, gemm], threads)
     with _lock:
         known = _decisions.get(key)
     if known is None:

@@ -47,6 +47,7 @@ GEMM = "torch_tvm.kernels.matmul"
 # The same GEMMs on torch_tvm's packed GEMM, U packed once at compile time.
 PACKED_GEMM = "torch_tvm.kernels.batched_gemm"
 PACKED_GEMM_PREPACK = "torch_tvm.kernels.batched_gemm_prepack"
+PACKED_GEMM_SUPPORTED = "torch_tvm.kernels.packed_gemm_supported"
 
 
 def matrices(m: int):

@@ -36,6 +36,7 @@
 //   torch_tvm.kernels.linear(x, handle) -> y
 //   torch_tvm.kernels.linear_kernel(handle) -> "onednn" | "sgemm" | "aten" (the one that runs)
 //   torch_tvm.kernels.matmul(a, b) -> a @ b
+//   torch_tvm.kernels.packed_gemm_supported() -> whether this CPU runs the packed GEMM
 //   torch_tvm.kernels.batched_gemm_prepack(u [batch, in, out]) -> handle
 //   torch_tvm.kernels.batched_gemm(v [batch, rows, in], handle) -> v @ u, on the packed GEMM
 //                                    (the Winograd convolutions' alpha^2 GEMMs)
@@ -571,8 +572,9 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   PostOp post = MakePostOp(unary, unary_scalars, algorithm);
   lin.epilogue = post.epilogue;
   at::Tensor b = bias.has_value() ? FromTvm(*bias).contiguous() : at::Tensor();
-  if (w.scalar_type() == at::kFloat && (!b.defined() || b.scalar_type() == at::kFloat) &&
-      kernel == "onednn") {
+  const bool floats =
+      w.scalar_type() == at::kFloat && (!b.defined() || b.scalar_type() == at::kFloat);
+  if (floats && kernel == "onednn") {
     dnnl_direct::LinearParams p;
     p.rows = batch;
     p.in = w.size(1);
@@ -587,12 +589,9 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
       if (Counted()) GetCounters().linear_direct_refused++;
     }
   }
-  if (w.scalar_type() == at::kFloat && (!b.defined() || b.scalar_type() == at::kFloat) &&
-      kernel == "sgemm") {
-    lin.sgemm = PackSgemm(w, b, post, lin.sgemm_unary, lin.sgemm_algorithm);
+  if (kernel == "sgemm") {
+    if (floats) lin.sgemm = PackSgemm(w, b, post, lin.sgemm_unary, lin.sgemm_algorithm);
     if (!lin.sgemm && Counted()) GetCounters().linear_sgemm_refused++;
-  } else if (kernel == "sgemm" && Counted()) {
-    GetCounters().linear_sgemm_refused++;
   }
   if (!lin.direct && !lin.sgemm) {
     lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
@@ -604,22 +603,28 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   return AddLinear(std::move(lin));
 }
 
+// The output of one of our two linear kernels for `input`, which must be
+// contiguous float32 rows of `in` values (and `rows` of them, when rows >= 0).
+at::Tensor LinearOutput(const at::Tensor& input, int64_t in, int64_t out, int64_t rows) {
+  if (input.scalar_type() != at::kFloat || !input.is_contiguous() || input.dim() < 1 ||
+      input.size(-1) != in || (rows >= 0 && input.numel() != rows * in)) {
+    TVM_FFI_THROW(ValueError) << "torch_tvm: linear input does not match the shape it was "
+                                 "packed for";
+  }
+  auto shape = input.sizes().vec();
+  shape.back() = out;
+  return at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+}
+
 ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   auto lin = Linears().Get(handle);
   const bool count = lin->counted;
   if (count) GetCounters().linear++;
   c10::InferenceMode guard;
   at::Tensor input = FromTvm(x);
-  auto out_shape = input.sizes().vec();
   if (lin->direct) {
     const auto& p = lin->direct->params();
-    if (input.scalar_type() != at::kFloat || !input.is_contiguous() || input.dim() < 1 ||
-        input.size(-1) != p.in || input.numel() != p.rows * p.in) {
-      TVM_FFI_THROW(ValueError) << "torch_tvm: linear input does not match the shape it was "
-                                   "packed for";
-    }
-    out_shape.back() = p.out;
-    at::Tensor y = at::empty(out_shape, at::TensorOptions().dtype(at::kFloat));
+    at::Tensor y = LinearOutput(input, p.in, p.out, p.rows);
     const bool fused = lin->direct->Run(input.const_data_ptr<float>(), y.data_ptr<float>());
     if (!fused) lin->epilogue.Apply(y);
     if (count) {
@@ -630,13 +635,7 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   }
   if (lin->sgemm) {
     const auto& g = *lin->sgemm;
-    if (input.scalar_type() != at::kFloat || !input.is_contiguous() || input.dim() < 1 ||
-        input.size(-1) != g.in()) {
-      TVM_FFI_THROW(ValueError) << "torch_tvm: linear input does not match the shape it was "
-                                   "packed for";
-    }
-    out_shape.back() = g.out();
-    at::Tensor y = at::empty(out_shape, at::TensorOptions().dtype(at::kFloat));
+    at::Tensor y = LinearOutput(input, g.in(), g.out(), -1);
     g.Run(input.const_data_ptr<float>(), y.data_ptr<float>(), input.numel() / g.in());
     SgemmUnary(lin->sgemm_unary, lin->sgemm_algorithm, y);
     if (count) GetCounters().linear_sgemm++;
@@ -646,6 +645,7 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   at::Tensor y = CallOp(linear_op, {input.reshape({-1, input.size(-1)}), lin->weight, lin->bias,
                                     lin->unary_attr, lin->unary_scalars, lin->unary_algorithm});
   lin->epilogue.Apply(y);
+  auto out_shape = input.sizes().vec();
   out_shape.back() = y.size(-1);
   return ToTvm(y.reshape(out_shape).contiguous());
 }
@@ -730,6 +730,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
              return lin->direct ? "onednn" : lin->sgemm ? "sgemm" : "aten";
            })
       .def("torch_tvm.kernels.matmul", MatMul)
+      .def("torch_tvm.kernels.packed_gemm_supported", [] { return gemm::PackedGemm::Supported(); })
       .def("torch_tvm.kernels.batched_gemm_prepack", BatchedGemmPrepack)
       .def("torch_tvm.kernels.batched_gemm", BatchedGemm)
       .def("torch_tvm.kernels.embedding", Embedding)

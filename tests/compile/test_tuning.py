@@ -189,8 +189,8 @@ def test_database_for_another_host_is_skipped_with_one_warning(tuned_dir, tmp_pa
 
 def _db_with_choice(tmp_path, kernel_choice: int, gemm: str | None = None) -> Path:
     """A database holding only a Winograd choice for Small's conv shape, made
-    with the Winograd GEMM kernel `gemm` (default: the one in use)."""
-    gemm = gemm or _winograd.gemm_kernel
+    with the Winograd GEMM kernel `gemm` (default: the one that runs here)."""
+    gemm = gemm or _winograd._gemm_in_use()
     db = tmp_path / "choices_db"
     db.mkdir()
     (db / _tuning.KEY_FILE).write_text(json.dumps(_tuning.host_key()))
@@ -230,7 +230,7 @@ def test_choice_made_with_another_winograd_gemm_is_not_applied(tmp_path):
     """A Winograd choice is keyed on the GEMM kernel it was measured with:
     one stored for at::matmul's GEMMs (every database before the packed GEMM)
     is measured again, not applied."""
-    other = next(g for g in _winograd.GEMM_KERNELS if g != _winograd.gemm_kernel)
+    other = next(g for g in _winograd.GEMM_KERNELS if g != _winograd._gemm_in_use())
     db = _db_with_choice(tmp_path, 4, gemm=other)
     model, x = _model()
     torch_tvm.enable(tuning_db=str(db))

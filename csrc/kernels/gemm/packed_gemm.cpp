@@ -221,11 +221,15 @@ void RunBlock(const float* src, float* dst, int64_t in, int64_t out, const float
   }
 }
 
+// One team per call, on the caller's OpenMP thread count; none inside a
+// parallel region.
+int TeamSize() { return omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads()); }
+
 }  // namespace
 
 void PackedGemm::Run(const float* src, float* dst, int64_t rows) const {
   if (rows <= 0) return;
-  const int threads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  const int threads = TeamSize();
 #pragma omp parallel num_threads(threads)
   {
     const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
@@ -255,7 +259,7 @@ void PackedGemm::RunBatch(const std::vector<std::shared_ptr<PackedGemm>>& gemms,
   for (const auto& g : gemms) {
     if (g->in_ != in || g->out_ != out) throw std::runtime_error("torch_tvm: ragged GEMM batch");
   }
-  const int threads = omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads());
+  const int threads = TeamSize();
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t b = 0; b < batch; ++b) {
     const PackedGemm& g = *gemms[b];
