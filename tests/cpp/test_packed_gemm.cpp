@@ -1,7 +1,9 @@
 // torch_tvm's packed GEMM (csrc/kernels/gemm/packed_gemm.h) against a naive
 // double-precision reference, with no torch or TVM in between: every row and
-// column remainder of the 6x16 micro-kernel, k across block edges, both ways
-// of splitting the work between threads, and the NaN-keeping epilogues.
+// column remainder of the 6x16 AVX2 micro-kernel and, where the CPU has
+// AVX-512, of the 12x32 one (every check runs on each micro-kernel the CPU
+// can run), k across block edges, both ways of splitting the work between
+// threads, and the NaN-keeping epilogues.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -16,7 +18,15 @@
 namespace {
 
 using torch_tvm::kernels::gemm::Epilogue;
+using torch_tvm::kernels::gemm::Isa;
 using torch_tvm::kernels::gemm::PackedGemm;
+
+// Every micro-kernel this CPU can run.
+std::vector<Isa> Isas() {
+  std::vector<Isa> isas = {Isa::kAvx2};
+  if (PackedGemm::SupportsAvx512()) isas.push_back(Isa::kAvx512);
+  return isas;
+}
 
 // torch.relu / torch.clamp semantics: NaN in, NaN out.
 double Post(const Epilogue& ep, double v) {
@@ -46,14 +56,18 @@ void Check(int64_t rows, int64_t in, int64_t out, bool with_bias, Epilogue ep = 
                                   << " epilogue=" << ep.kind << " threads=" << threads);
   auto x = Random(rows * in, 1), w = Random(out * in, 2), b = Random(out, 3);
   const float* bias = with_bias ? b.data() : nullptr;
-  auto gemm = PackedGemm::Create(in, out, w.data(), bias, ep);
-  // Filled with a sentinel: every element must be written.
-  std::vector<float> y(rows * out, 12345.f);
-  omp_set_num_threads(threads);
-  gemm->Run(x.data(), y.data(), rows);
   auto ref = Reference(x, w, bias, rows, in, out, ep);
-  for (int64_t i = 0; i < rows * out; ++i) {
-    ASSERT_NEAR(y[i], ref[i], 1e-5 * (1 + std::sqrt(double(in)))) << "at " << i;
+  for (Isa isa : Isas()) {
+    SCOPED_TRACE(isa == Isa::kAvx512 ? "avx512" : "avx2");
+    auto gemm = PackedGemm::Create(in, out, w.data(), bias, ep, isa);
+    ASSERT_EQ(gemm->isa(), isa);
+    // Filled with a sentinel: every element must be written.
+    std::vector<float> y(rows * out, 12345.f);
+    omp_set_num_threads(threads);
+    gemm->Run(x.data(), y.data(), rows);
+    for (int64_t i = 0; i < rows * out; ++i) {
+      ASSERT_NEAR(y[i], ref[i], 1e-5 * (1 + std::sqrt(double(in)))) << "at " << i;
+    }
   }
 }
 
@@ -65,12 +79,32 @@ class PackedGemmTest : public testing::Test {
 };
 
 TEST_F(PackedGemmTest, EveryRowAndColumnRemainder) {
-  for (int64_t rows : {1, 5, 6, 7, 13})
-    for (int64_t out : {1, 15, 16, 17, 33}) Check(rows, 19, out, /*with_bias=*/true);
+  // Rows: remainders of 6 and of 12, and tails shared with the last whole tile
+  // (8 = 4 + 4 on AVX2, 20 = 10 + 10 on AVX-512). Columns: partial panels, and
+  // for AVX-512 an odd number of full panels (48) and a pair then a partial (40).
+  for (int64_t rows : {1, 5, 6, 7, 8, 12, 13, 20, 25})
+    for (int64_t out : {1, 15, 16, 17, 33, 40, 48}) Check(rows, 19, out, /*with_bias=*/true);
+}
+
+TEST_F(PackedGemmTest, AutoTakesTheWidestKernel) {
+  std::vector<float> w(4, 1.f);
+  auto gemm = PackedGemm::Create(2, 2, w.data(), nullptr, {});
+  EXPECT_EQ(gemm->isa(), PackedGemm::SupportsAvx512() ? Isa::kAvx512 : Isa::kAvx2);
+  if (!PackedGemm::SupportsAvx512()) {
+    EXPECT_THROW(PackedGemm::Create(2, 2, w.data(), nullptr, {}, Isa::kAvx512),
+                 std::runtime_error);
+  }
 }
 
 TEST_F(PackedGemmTest, KAcrossBlockEdges) {
   for (int64_t in : {1, 255, 256, 257, 600}) Check(8, in, 40, /*with_bias=*/false);
+}
+
+TEST_F(PackedGemmTest, InputRowsFourKilobytesApart) {
+  // The AVX-512 kernel packs A when its rows are a multiple of 4 KB apart
+  // (in % 1024 == 0): every row remainder and a partial panel on that path.
+  for (int64_t rows : {1, 11, 12, 25}) Check(rows, 1024, 40, /*with_bias=*/true);
+  Check(13, 2048, 37, true, {Epilogue::kRelu});
 }
 
 TEST_F(PackedGemmTest, SplitsPanelsOrRowsBetweenThreads) {
@@ -78,6 +112,7 @@ TEST_F(PackedGemmTest, SplitsPanelsOrRowsBetweenThreads) {
   Check(500, 48, 24, true, {}, 2);   // two panels, many rows: split by rows, past one row block
   Check(500, 48, 24, true, {}, 1);
   Check(7, 32, 16, true, {}, 3);     // fewer rows than threads' blocks
+  Check(128, 64, 80, true, {}, 2);   // five panels: AVX-512 splits pairs, one thread has 3
 }
 
 TEST_F(PackedGemmTest, ReluAndClampEpilogues) {
@@ -100,15 +135,17 @@ TEST_F(PackedGemmTest, GeluAcrossItsRange) {
   for (int64_t n = 0; n < out; ++n) w[n] = -12.f + 0.1f * n;
   std::vector<float> x = {1.f, std::numeric_limits<float>::quiet_NaN(),
                           std::numeric_limits<float>::infinity()};
-  auto gemm = PackedGemm::Create(1, out, w.data(), nullptr, {Epilogue::kGelu});
-  std::vector<float> y(3 * out);
-  gemm->Run(x.data(), y.data(), 3);
-  for (int64_t n = 0; n < out; ++n) {
-    const double v = w[n];
-    EXPECT_NEAR(y[n], 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))), 1e-6) << v;
-    EXPECT_TRUE(std::isnan(y[out + n])) << n;
-    if (w[n] > 0) EXPECT_EQ(y[2 * out + n], std::numeric_limits<float>::infinity()) << n;
-    if (w[n] < 0) EXPECT_TRUE(std::isnan(y[2 * out + n])) << n;  // -inf: torch gives NaN
+  for (Isa isa : Isas()) {
+    auto gemm = PackedGemm::Create(1, out, w.data(), nullptr, {Epilogue::kGelu}, isa);
+    std::vector<float> y(3 * out);
+    gemm->Run(x.data(), y.data(), 3);
+    for (int64_t n = 0; n < out; ++n) {
+      const double v = w[n];
+      EXPECT_NEAR(y[n], 0.5 * v * (1 + std::erf(v / std::sqrt(2.0))), 1e-6) << v;
+      EXPECT_TRUE(std::isnan(y[out + n])) << n;
+      if (w[n] > 0) EXPECT_EQ(y[2 * out + n], std::numeric_limits<float>::infinity()) << n;
+      if (w[n] < 0) EXPECT_TRUE(std::isnan(y[2 * out + n])) << n;  // -inf: torch gives NaN
+    }
   }
 }
 
@@ -119,8 +156,9 @@ TEST_F(PackedGemmTest, EpiloguesKeepNaNAndInfinities) {
   // Row 0: a NaN input; row 1: +inf times a positive weight; row 2: -inf.
   std::vector<float> x = {nan, 0, 0, 0, inf, 0, 0, 0, -inf, 0, 0, 0};
   std::vector<float> w = {1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0};
+  for (Isa isa : Isas())
   for (Epilogue ep : {Epilogue{Epilogue::kRelu}, Epilogue{Epilogue::kClamp, -1.f, 6.f}}) {
-    auto gemm = PackedGemm::Create(in, out, w.data(), nullptr, ep);
+    auto gemm = PackedGemm::Create(in, out, w.data(), nullptr, ep, isa);
     std::vector<float> y(3 * out);
     gemm->Run(x.data(), y.data(), 3);
     for (int64_t n = 0; n < out; ++n) EXPECT_TRUE(std::isnan(y[n])) << n;

@@ -140,10 +140,140 @@ __attribute__((target("avx2,fma"))) void Micro(int64_t kc, const float* A, int64
 
 #undef TORCH_TVM_ROWS
 
-using MicroFn = void (*)(int64_t, const float*, int64_t, const float*, float*, int64_t, bool,
-                         const float*, const Epilogue*);
-constexpr MicroFn kMicro[kMR + 1] = {nullptr,   Micro<1>, Micro<2>, Micro<3>,
-                                     Micro<4>,  Micro<5>, Micro<6>};
+// gelu on a stored tile of `rows` x `cols` (a multiple of 8), in L1.
+__attribute__((target("avx2,fma"))) void GeluTile(float* C, int64_t ldc, int rows, int cols) {
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < cols; j += 8) {
+      _mm256_storeu_ps(C + i * ldc + j, Gelu(_mm256_loadu_ps(C + i * ldc + j)));
+    }
+  }
+}
+
+// The AVX-512 micro-kernel: C[0:MR, 0:16*NP] from NP adjacent panels (B0 and
+// B1, each 16 floats per k), A in place (row stride lda) or, when PACKED, as
+// PackA leaves it ([kc][MR]); one zmm accumulator per row and panel: 12 rows x
+// 2 panels = 24 accumulators, the two B vectors and the broadcast in the other
+// 8 of the 32 registers. Same contract as Micro; the epilogues are the same
+// operations (vmaxps keeps its second operand on NaN at every width; gelu
+// runs on the stored tile through the AVX2 code, as ATen's AVX-512 gelu is
+// the same formula).
+#define TORCH_TVM_ROWS12(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+
+// GCC 12's _mm512_max_ps/_mm512_min_ps start from _mm512_undefined_ps(),
+// which -Wmaybe-uninitialized reports at every use: a false positive.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+template <int MR, int NP, bool PACKED>
+__attribute__((target("avx512f,avx2,fma"))) void Micro512(int64_t kc, const float* A,
+                                                          int64_t lda, const float* B0,
+                                                          const float* B1, float* C, int64_t ldc,
+                                                          bool first, const float* bias,
+                                                          const Epilogue* ep) {
+#define DECL(i) __m512 c##i##0, c##i##1;
+  TORCH_TVM_ROWS12(DECL)
+#undef DECL
+  if (first) {
+    const __m512 b0 = _mm512_load_ps(bias);
+    const __m512 b1 = NP > 1 ? _mm512_load_ps(bias + 16) : b0;
+#define INIT(i)                          \
+  if constexpr (MR > i) {                \
+    c##i##0 = b0;                        \
+    if constexpr (NP > 1) c##i##1 = b1;  \
+  }
+    TORCH_TVM_ROWS12(INIT)
+#undef INIT
+  } else {
+#define LOAD(i)                                                     \
+  if constexpr (MR > i) {                                           \
+    c##i##0 = _mm512_loadu_ps(C + i * ldc);                         \
+    if constexpr (NP > 1) c##i##1 = _mm512_loadu_ps(C + i * ldc + 16); \
+  }
+    TORCH_TVM_ROWS12(LOAD)
+#undef LOAD
+  }
+  for (int64_t k = 0; k < kc; ++k) {
+    const __m512 b0 = _mm512_load_ps(B0 + k * kNR);
+    const __m512 b1 = NP > 1 ? _mm512_load_ps(B1 + k * kNR) : b0;
+#define FMA(i)                                                          \
+  if constexpr (MR > i) {                                               \
+    const __m512 a = _mm512_set1_ps(PACKED ? A[k * MR + i] : A[i * lda + k]);  \
+    c##i##0 = _mm512_fmadd_ps(a, b0, c##i##0);                          \
+    if constexpr (NP > 1) c##i##1 = _mm512_fmadd_ps(a, b1, c##i##1);    \
+  }
+    TORCH_TVM_ROWS12(FMA)
+#undef FMA
+  }
+  if (ep != nullptr && (ep->kind == Epilogue::kRelu || ep->kind == Epilogue::kClamp)) {
+    const __m512 lo = _mm512_set1_ps(ep->kind == Epilogue::kRelu ? 0.f : ep->lo);
+    const bool clamp_hi = ep->kind == Epilogue::kClamp;
+    const __m512 hi = _mm512_set1_ps(ep->hi);
+#define POST(i)                                                       \
+  if constexpr (MR > i) {                                             \
+    c##i##0 = _mm512_max_ps(lo, c##i##0);                             \
+    if constexpr (NP > 1) c##i##1 = _mm512_max_ps(lo, c##i##1);       \
+    if (clamp_hi) {                                                   \
+      c##i##0 = _mm512_min_ps(hi, c##i##0);                           \
+      if constexpr (NP > 1) c##i##1 = _mm512_min_ps(hi, c##i##1);     \
+    }                                                                 \
+  }
+    TORCH_TVM_ROWS12(POST)
+#undef POST
+  }
+#define STORE(i)                                                       \
+  if constexpr (MR > i) {                                              \
+    _mm512_storeu_ps(C + i * ldc, c##i##0);                            \
+    if constexpr (NP > 1) _mm512_storeu_ps(C + i * ldc + 16, c##i##1); \
+  }
+  TORCH_TVM_ROWS12(STORE)
+#undef STORE
+  if (ep != nullptr && ep->kind == Epilogue::kGelu) GeluTile(C, ldc, MR, 16 * NP);
+}
+
+#pragma GCC diagnostic pop
+#undef TORCH_TVM_ROWS12
+
+// Both micro-kernels behind one signature: rows, A, lda, the first panel's
+// slice, the second's (AVX-512 pairs only), C, ldc, first, bias, epilogue.
+using MicroFn = void (*)(int64_t, const float*, int64_t, const float*, const float*, float*,
+                         int64_t, bool, const float*, const Epilogue*);
+
+template <int MR>
+void Micro2(int64_t kc, const float* A, int64_t lda, const float* B, const float*, float* C,
+            int64_t ldc, bool first, const float* bias, const Epilogue* ep) {
+  Micro<MR>(kc, A, lda, B, C, ldc, first, bias, ep);
+}
+
+constexpr int kMaxMR = 12;
+constexpr MicroFn kMicroAvx2[kMaxMR + 1] = {nullptr,   Micro2<1>, Micro2<2>, Micro2<3>,
+                                            Micro2<4>, Micro2<5>, Micro2<6>};
+template <int NP, bool P>
+constexpr MicroFn kMicroAvx512[kMaxMR + 1] = {
+    nullptr,               Micro512<1, NP, P>,  Micro512<2, NP, P>,  Micro512<3, NP, P>,
+    Micro512<4, NP, P>,    Micro512<5, NP, P>,  Micro512<6, NP, P>,  Micro512<7, NP, P>,
+    Micro512<8, NP, P>,    Micro512<9, NP, P>,  Micro512<10, NP, P>, Micro512<11, NP, P>,
+    Micro512<12, NP, P>};
+
+// The blocking of one ISA: rows per micro-kernel call, panels per call, k per
+// block (the panels' slices stay in L1), and the micro-kernels: [packed A][panels - 1]
+// (no pair: nullptr; no packed A: the in-place ones again).
+struct Kernel {
+  int64_t mr, np, kc;
+  bool can_pack_a;
+  const MicroFn* micro[2][2];
+};
+constexpr Kernel kAvx2Kernel{kMR, 1, kKC, false, {{kMicroAvx2, nullptr}, {kMicroAvx2, nullptr}}};
+constexpr Kernel kAvx512Kernel{
+    12, 2, kKC, true,
+    {{kMicroAvx512<1, false>, kMicroAvx512<2, false>},
+     {kMicroAvx512<1, true>, kMicroAvx512<2, true>}}};
+const Kernel& KernelOf(Isa isa) { return isa == Isa::kAvx512 ? kAvx512Kernel : kAvx2Kernel; }
+
+// Rows in the next micro-kernel call: whole tiles of mr, but a remainder is
+// shared with the last whole tile (13 rows of AVX2 go 6, 4, 3, not 6, 6, 1):
+// a tile of 1-2 rows has too few accumulators to hide the FMA latency.
+int64_t NextRows(int64_t remaining, int64_t mr) {
+  return remaining > mr && remaining < 2 * mr ? (remaining + 1) / 2 : std::min(mr, remaining);
+}
 
 }  // namespace
 
@@ -154,9 +284,18 @@ bool PackedGemm::Supported() {
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+bool PackedGemm::SupportsAvx512() {
+  __builtin_cpu_init();
+  return Supported() && __builtin_cpu_supports("avx512f");
+}
+
 std::shared_ptr<PackedGemm> PackedGemm::Create(int64_t in, int64_t out, const float* weights,
-                                               const float* bias, Epilogue epilogue) {
+                                               const float* bias, Epilogue epilogue,
+                                               Isa isa) {
   if (!Supported()) throw std::runtime_error("torch_tvm: the packed GEMM needs AVX2 and FMA");
+  if (isa == Isa::kAvx512 && !SupportsAvx512()) {
+    throw std::runtime_error("torch_tvm: this CPU has no AVX-512 for the packed GEMM");
+  }
   if (in <= 0 || out <= 0) throw std::runtime_error("torch_tvm: packed GEMM sizes must be > 0");
   if (epilogue.kind == Epilogue::kClamp && !(epilogue.lo <= epilogue.hi)) {
     throw std::runtime_error("torch_tvm: packed GEMM clamp needs lo <= hi");
@@ -166,6 +305,7 @@ std::shared_ptr<PackedGemm> PackedGemm::Create(int64_t in, int64_t out, const fl
   g->out_ = out;
   g->panels_ = (out + kNR - 1) / kNR;
   g->epilogue_ = epilogue;
+  g->isa_ = isa != Isa::kAuto ? isa : SupportsAvx512() ? Isa::kAvx512 : Isa::kAvx2;
   g->packed_.reset(AlignedFloats(g->panels_ * in * kNR));
   g->bias_.reset(AlignedFloats(g->panels_ * kNR));
   for (int64_t n = 0; n < out; ++n) {
@@ -181,33 +321,63 @@ PackedGemm::~PackedGemm() = default;
 
 namespace {
 
+// A[0:rows, 0:kc] (row stride lda) into dst tile by tile, the tiles of
+// NextRows: the tile of `mr` rows at row m becomes [kc][mr] at dst + m * kc,
+// so the micro-kernel's broadcasts read one contiguous stream.
+void PackA(const float* A, int64_t lda, int64_t rows, int64_t kc, int64_t mr_max, float* dst) {
+  for (int64_t m = 0, mr; m < rows; m += mr) {
+    mr = NextRows(rows - m, mr_max);
+    float* d = dst + m * kc;
+    for (int64_t i = 0; i < mr; ++i) {
+      const float* a = A + (m + i) * lda;
+      for (int64_t k = 0; k < kc; ++k) d[k * mr + i] = a[k];
+    }
+  }
+}
+
 // Rows [r0, r1) by panels [p0, p1) of one call, on one thread.
-void RunBlock(const float* src, float* dst, int64_t in, int64_t out, const float* packed,
-              const float* bias, const Epilogue& ep, int64_t r0, int64_t r1, int64_t p0,
-              int64_t p1) {
+void RunBlock(const Kernel& kernel, const float* src, float* dst, int64_t in, int64_t out,
+              const float* packed, const float* bias, const Epilogue& ep, int64_t r0, int64_t r1,
+              int64_t p0, int64_t p1) {
   // The last panel may be narrower than 16 columns: it accumulates here and
   // its valid columns are copied out after the last k block.
   alignas(64) float scratch[kMC * kNR];
+  // A is packed when its rows are a multiple of 4 KB apart (BERT's 3072-wide
+  // input): the 12 rows a tile reads at each k then fall in one L1 set and
+  // evict each other and the panels (4K aliasing). Measured on a Zen 5, 2
+  // threads: 128x3072x768 276 -> 322 GFLOP/s packed, while packing a 192-wide
+  // input cost 382 -> 314. Per thread (240 KB: too big for an OpenMP stack).
+  const bool packs_a = kernel.can_pack_a && (in * sizeof(float)) % 4096 == 0;
+  static thread_local std::unique_ptr<float[]> a_block;
+  if (packs_a && !a_block) a_block.reset(new float[kMC * kKC]);
+  float* a_packed = a_block.get();
   for (int64_t mc = r0; mc < r1; mc += kMC) {
     const int64_t rows = std::min(kMC, r1 - mc);
     // Panels in chunks whose output block (rows x chunk x 16 floats) stays in
     // L2 across the k blocks: without it, BERT's 128x3072 output (768 KB a
-    // thread) went back to L3 on every k block.
-    const int64_t chunk = std::max<int64_t>(1, kOutputBlockFloats / (rows * kNR));
+    // thread) went back to L3 on every k block. Whole pairs for AVX-512.
+    int64_t chunk = std::max<int64_t>(1, kOutputBlockFloats / (rows * kNR));
+    chunk = std::max(kernel.np, chunk / kernel.np * kernel.np);
     for (int64_t c0 = p0; c0 < p1; c0 += chunk) {
       const int64_t c1 = std::min(p1, c0 + chunk);
-      for (int64_t k0 = 0; k0 < in; k0 += kKC) {
-        const int64_t kc = std::min(kKC, in - k0);
+      for (int64_t k0 = 0; k0 < in; k0 += kernel.kc) {
+        const int64_t kc = std::min(kernel.kc, in - k0);
         const bool first = k0 == 0, last = k0 + kc == in;
-        for (int64_t p = c0; p < c1; ++p) {
+        if (packs_a) PackA(src + mc * in + k0, in, rows, kc, kernel.mr, a_packed);
+        for (int64_t p = c0; p < c1;) {
           const int64_t n0 = p * kNR;
           const bool partial = n0 + kNR > out;
+          // Two full panels at once where the kernel takes pairs.
+          const bool pair = kernel.np == 2 && p + 1 < c1 && n0 + 2 * kNR <= out;
+          const MicroFn* micro = kernel.micro[packs_a][pair];
           float* C = partial ? scratch : dst + mc * out + n0;
           const int64_t ldc = partial ? kNR : out;
           const float* B = packed + (p * in + k0) * kNR;
-          for (int64_t m = 0; m < rows; m += kMR) {
-            kMicro[std::min(kMR, rows - m)](kc, src + (mc + m) * in + k0, in, B, C + m * ldc,
-                                            ldc, first, bias + n0, last ? &ep : nullptr);
+          for (int64_t m = 0, mr; m < rows; m += mr) {
+            mr = NextRows(rows - m, kernel.mr);
+            const float* A = packs_a ? a_packed + m * kc : src + (mc + m) * in + k0;
+            micro[mr](kc, A, in, B, B + in * kNR, C + m * ldc, ldc, first, bias + n0,
+                      last ? &ep : nullptr);
           }
           if (partial && last) {
             for (int64_t m = 0; m < rows; ++m) {
@@ -215,6 +385,7 @@ void RunBlock(const float* src, float* dst, int64_t in, int64_t out, const float
                           static_cast<size_t>(out - n0) * sizeof(float));
             }
           }
+          p += pair ? 2 : 1;
         }
       }
     }
@@ -229,24 +400,28 @@ int TeamSize() { return omp_in_parallel() ? 1 : std::max(1, omp_get_max_threads(
 
 void PackedGemm::Run(const float* src, float* dst, int64_t rows) const {
   if (rows <= 0) return;
+  const Kernel& kernel = KernelOf(isa_);
   const int threads = TeamSize();
 #pragma omp parallel num_threads(threads)
   {
     const int64_t t = omp_get_thread_num(), team = omp_get_num_threads();
-    // Each thread takes a share of the panels while there are at least two per
-    // thread (every thread then reads all rows, which are small next to W);
-    // otherwise a share of the rows, in whole micro-kernel blocks.
+    // Each thread takes a share of the panels (in whole pairs for AVX-512)
+    // while there are at least two per thread (every thread then reads all
+    // rows, which are small next to W); otherwise a share of the rows, in
+    // whole micro-kernel tiles.
     int64_t r0 = 0, r1 = rows, p0 = 0, p1 = panels_;
-    if (panels_ >= 2 * team || rows < kMR * team) {
-      p0 = panels_ * t / team;
-      p1 = panels_ * (t + 1) / team;
+    if (panels_ >= 2 * kernel.np * team || rows < kernel.mr * team) {
+      const int64_t units = (panels_ + kernel.np - 1) / kernel.np;
+      p0 = std::min(panels_, units * t / team * kernel.np);
+      p1 = std::min(panels_, units * (t + 1) / team * kernel.np);
     } else {
-      const int64_t blocks = (rows + kMR - 1) / kMR;
-      r0 = std::min(rows, blocks * t / team * kMR);
-      r1 = std::min(rows, blocks * (t + 1) / team * kMR);
+      const int64_t blocks = (rows + kernel.mr - 1) / kernel.mr;
+      r0 = std::min(rows, blocks * t / team * kernel.mr);
+      r1 = std::min(rows, blocks * (t + 1) / team * kernel.mr);
     }
     if (r0 < r1 && p0 < p1) {
-      RunBlock(src, dst, in_, out_, packed_.get(), bias_.get(), epilogue_, r0, r1, p0, p1);
+      RunBlock(kernel, src, dst, in_, out_, packed_.get(), bias_.get(), epilogue_, r0, r1, p0,
+               p1);
     }
   }
 }
@@ -263,8 +438,8 @@ void PackedGemm::RunBatch(const std::vector<std::shared_ptr<PackedGemm>>& gemms,
 #pragma omp parallel for num_threads(threads) schedule(static)
   for (int64_t b = 0; b < batch; ++b) {
     const PackedGemm& g = *gemms[b];
-    RunBlock(src + b * rows * in, dst + b * rows * out, in, out, g.packed_.get(), g.bias_.get(),
-             g.epilogue_, 0, rows, 0, g.panels_);
+    RunBlock(KernelOf(g.isa_), src + b * rows * in, dst + b * rows * out, in, out,
+             g.packed_.get(), g.bias_.get(), g.epilogue_, 0, rows, 0, g.panels_);
   }
 }
 

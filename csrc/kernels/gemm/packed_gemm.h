@@ -16,6 +16,10 @@
 // the accumulator as the operand that wins on NaN), so no NaN guard is needed
 // here; gelu follows ATen's vectorised formula.
 //
+// On a CPU with AVX-512 (a Zen 5 here) the same packed panels run through a
+// 12x32 AVX-512 micro-kernel instead: two adjacent panels at once, 24 zmm
+// accumulators (MLAS's AVX-512 tile), so one packing serves both.
+//
 // No oneDNN or torch header: the kernel threads with OpenMP (this file's .cpp
 // is compiled with -fopenmp and, inside torch_tvm, runs on torch's libgomp).
 #pragma once
@@ -35,15 +39,23 @@ struct Epilogue {
   float lo = 0.f, hi = 0.f;  // kClamp: torch.clamp(y, lo, hi), NaN kept
 };
 
+// Which micro-kernel runs: kAuto takes AVX-512 when the CPU has it, else AVX2.
+enum class Isa { kAuto, kAvx2, kAvx512 };
+
 class PackedGemm {
  public:
   // True when this CPU runs the micro-kernel (AVX2 and FMA).
   static bool Supported();
+  // True when this CPU runs the AVX-512 micro-kernel (AVX-512F).
+  static bool SupportsAvx512();
   // weights: contiguous [out, in] floats (torch's layout); bias: `out` floats
   // or nullptr. Both are copied. Throws std::runtime_error when !Supported()
-  // or a size is not positive.
+  // or a size is not positive, or `isa` names a kernel this CPU cannot run.
   static std::shared_ptr<PackedGemm> Create(int64_t in, int64_t out, const float* weights,
-                                            const float* bias, Epilogue epilogue);
+                                            const float* bias, Epilogue epilogue,
+                                            Isa isa = Isa::kAuto);
+  // The micro-kernel this GEMM runs: kAvx2 or kAvx512.
+  Isa isa() const { return isa_; }
   ~PackedGemm();
   int64_t in() const { return in_; }
   int64_t out() const { return out_; }
@@ -61,6 +73,7 @@ class PackedGemm {
   PackedGemm() = default;
   int64_t in_ = 0, out_ = 0, panels_ = 0;
   Epilogue epilogue_;
+  Isa isa_ = Isa::kAvx2;
   struct Free {
     void operator()(float* p) const;
   };
