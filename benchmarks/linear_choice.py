@@ -4,7 +4,7 @@
 
 torch_tvm runs a linear as a oneDNN inner product built once at prepack
 (csrc/kernels/dnnl/direct_linear.h, the system oneDNN 2.6), as its own packed
-AVX2/FMA GEMM (csrc/kernels/gemm/packed_gemm.h), or through PyTorch's
+GEMM (csrc/kernels/gemm/packed_gemm.h; AVX2/FMA, or AVX-512), or through PyTorch's
 mkldnn::_linear_pointwise (its oneDNN 3.x, with ideep's per-call glue). This
 script prepacks each shape every way through the same
 torch_tvm.kernels.linear_prepack / linear globals the compiled code calls and

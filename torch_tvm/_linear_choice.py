@@ -7,7 +7,8 @@ its weight prepacked for one of three kernels (csrc/kernels/onednn_kernels.cpp):
     prepack (csrc/kernels/dnnl/direct_linear.h): no per-call glue, which
     makes it up to 1.8x faster on small GEMMs such as a classifier head;
   - "sgemm": torch_tvm's own GEMM (csrc/kernels/gemm/packed_gemm.h), its
-    weight packed into 16-column panels for an AVX2/FMA 6x16 micro-kernel,
+    weight packed into 16-column panels for an AVX2/FMA 6x16 micro-kernel
+    (12x32 over two panels on AVX-512 CPUs),
     as onnxruntime's MLAS does: faster than both oneDNNs on BERT's GEMMs on
     a Zen 3 (benchmarks/linear_choice.py); needs AVX2 and FMA;
   - "aten": PyTorch's mkldnn::_linear_pointwise (its oneDNN 3.x): ~45 us of

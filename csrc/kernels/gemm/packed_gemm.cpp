@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <stdexcept>
 
 namespace torch_tvm::kernels::gemm {
@@ -61,6 +62,22 @@ __attribute__((target("avx2,fma"))) inline __m256 Gelu(__m256 x) {
   const __m256 e = _mm256_xor_ps(neg_zero, Exp(_mm256_xor_ps(neg_zero, _mm256_mul_ps(z, z))));
   const __m256 erf = _mm256_xor_ps(sign, _mm256_fmadd_ps(_mm256_mul_ps(e, t), r, one));
   return _mm256_mul_ps(_mm256_mul_ps(x, _mm256_set1_ps(0.5f)), _mm256_add_ps(one, erf));
+}
+
+// gelu on a stored tile of `rows` x `cols` (a multiple of 8), in L1. With
+// inf_gives_nan, gelu(+inf) is NaN, as ATen's AVX-512 gelu gives it.
+__attribute__((target("avx2,fma"))) void GeluTile(float* C, int64_t ldc, int rows, int cols,
+                                                 bool inf_gives_nan) {
+  const __m256 inf = _mm256_set1_ps(std::numeric_limits<float>::infinity());
+  const __m256 nan = _mm256_set1_ps(std::numeric_limits<float>::quiet_NaN());
+  for (int i = 0; i < rows; ++i) {
+    for (int j = 0; j < cols; j += 8) {
+      const __m256 x = _mm256_loadu_ps(C + i * ldc + j);
+      __m256 y = Gelu(x);
+      if (inf_gives_nan) y = _mm256_blendv_ps(y, nan, _mm256_cmp_ps(x, inf, _CMP_EQ_OQ));
+      _mm256_storeu_ps(C + i * ldc + j, y);
+    }
+  }
 }
 
 #define TORCH_TVM_ROWS(X) X(0) X(1) X(2) X(3) X(4) X(5)
@@ -130,24 +147,10 @@ __attribute__((target("avx2,fma"))) void Micro(int64_t kc, const float* A, int64
   }
   TORCH_TVM_ROWS(STORE)
 #undef STORE
-  if (ep != nullptr && ep->kind == Epilogue::kGelu) {  // on the tile just stored, in L1
-    for (int i = 0; i < MR; ++i) {
-      _mm256_storeu_ps(C + i * ldc, Gelu(_mm256_loadu_ps(C + i * ldc)));
-      _mm256_storeu_ps(C + i * ldc + 8, Gelu(_mm256_loadu_ps(C + i * ldc + 8)));
-    }
-  }
+  if (ep != nullptr && ep->kind == Epilogue::kGelu) GeluTile(C, ldc, MR, 16, ep->inf_gives_nan);
 }
 
 #undef TORCH_TVM_ROWS
-
-// gelu on a stored tile of `rows` x `cols` (a multiple of 8), in L1.
-__attribute__((target("avx2,fma"))) void GeluTile(float* C, int64_t ldc, int rows, int cols) {
-  for (int i = 0; i < rows; ++i) {
-    for (int j = 0; j < cols; j += 8) {
-      _mm256_storeu_ps(C + i * ldc + j, Gelu(_mm256_loadu_ps(C + i * ldc + j)));
-    }
-  }
-}
 
 // The AVX-512 micro-kernel: C[0:MR, 0:16*NP] from NP adjacent panels (B0 and
 // B1, each 16 floats per k), A in place (row stride lda) or, when PACKED, as
@@ -226,7 +229,9 @@ __attribute__((target("avx512f,avx2,fma"))) void Micro512(int64_t kc, const floa
   }
   TORCH_TVM_ROWS12(STORE)
 #undef STORE
-  if (ep != nullptr && ep->kind == Epilogue::kGelu) GeluTile(C, ldc, MR, 16 * NP);
+  if (ep != nullptr && ep->kind == Epilogue::kGelu) {
+    GeluTile(C, ldc, MR, 16 * NP, ep->inf_gives_nan);
+  }
 }
 
 #pragma GCC diagnostic pop

@@ -37,6 +37,10 @@ struct Epilogue {
   enum Kind { kNone, kRelu, kClamp, kGelu };
   Kind kind = kNone;
   float lo = 0.f, hi = 0.f;  // kClamp: torch.clamp(y, lo, hi), NaN kept
+  // kGelu: gelu(+inf) is NaN, not inf. ATen's vectorised gelu gives NaN for
+  // both infinities on AVX-512 CPUs (torch 2.14, a Zen 5) and inf for +inf on
+  // AVX2 ones; the caller sets this to match the eager it runs beside.
+  bool inf_gives_nan = false;
 };
 
 // Which micro-kernel runs: kAuto takes AVX-512 when the CPU has it, else AVX2.
