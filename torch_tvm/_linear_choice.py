@@ -2,7 +2,7 @@
 
 A float32 linear (matmul by a constant weight, optional bias and fused
 post-op) that OffloadToOneDNN takes runs as torch_tvm.kernels.linear, with
-its weight prepacked for one of three kernels (csrc/kernels/onednn_kernels.cpp):
+its weight prepacked for one of three kernels (csrc/kernels/linear_kernels.cpp):
   - "onednn": an inner product of the system oneDNN 2.6, built once at
     prepack (csrc/kernels/dnnl/direct_linear.h): no per-call glue, which
     makes it up to 1.8x faster on small GEMMs such as a classifier head;

@@ -10,7 +10,7 @@ another conv2d_nhwc wrote through a clamp becomes conv2d_nhwc_trusting
 weight becomes torch_tvm.kernels.linear (prepacked for the kernel that
 _linear_choice measured faster for its shape); other matmuls go to
 torch_tvm.kernels.matmul (PyTorch's BLAS). The kernels live in
-csrc/kernels/onednn_kernels.cpp.
+csrc/kernels/onednn_kernels.cpp (convs) and linear_kernels.cpp.
 """
 from __future__ import annotations
 
@@ -96,7 +96,7 @@ def _fusable(m, orig, bindings):
 # out 0 (or the bound) where eager's relu/clamp keep it. With keep_nan (the
 # default) they are fused as "relu_keep_nan" / "hardtanh_keep_nan" instead:
 # the kernel runs ATen's relu_/clamp_ on its output, in place, while it is
-# still in cache (csrc/kernels/onednn_kernels.cpp). sigmoid, tanh, swish and
+# still in cache (csrc/kernels/packed_weights.h, KeepNanEpilogue). sigmoid, tanh, swish and
 # gelu propagate NaN as oneDNN post-ops.
 NAN_DROPPING = frozenset({"relu", "hardtanh"})
 keep_nan = True
