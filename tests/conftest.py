@@ -225,8 +225,12 @@ def max_rel_error(actual, expected):
     return ((actual - expected).abs().max() / expected.abs().max()).item()
 
 
+def cpu_flags() -> set[str]:
+    """The ISA flags /proc/cpuinfo lists for this CPU."""
+    with open("/proc/cpuinfo") as f:
+        return set(next(line for line in f if line.startswith("flags")).split()[2:])
+
+
 def sgemm_supported() -> bool:
     """Whether this CPU runs torch_tvm's packed GEMM (AVX2 and FMA)."""
-    with open("/proc/cpuinfo") as f:
-        flags = next(line for line in f if line.startswith("flags")).split()
-    return "avx2" in flags and "fma" in flags
+    return {"avx2", "fma"} <= cpu_flags()

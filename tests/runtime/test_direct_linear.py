@@ -17,8 +17,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import torch_tvm
-from conftest import (assert_outputs_close, call_counting, run_tvm, sgemm_supported,
-                      traced_warm)
+from conftest import (assert_outputs_close, call_counting, cpu_flags, run_tvm,
+                      sgemm_supported, traced_warm)
 
 POSTS = {
     "none": lambda y: y * 2.0,  # a TVM kernel after the linear keeps the group at two ops
@@ -233,3 +233,12 @@ def test_refused_when_onednn_binds_to_torch_symbols(tmp_path):
     assert res.returncode == 0, res.stderr[-2000:]
     refused, direct_calls, calls, fallbacks = map(int, res.stdout.split()[-4:])
     assert refused >= 1 and direct_calls == 0 and calls >= 1 and fallbacks == 0
+
+
+def test_packed_gemm_isa_follows_the_cpu():
+    """The packed GEMM's micro-kernel is the widest this CPU runs: AVX-512
+    where /proc/cpuinfo lists avx512f, AVX2/FMA otherwise, none without."""
+    import tvm_ffi
+    isa = tvm_ffi.get_global_func("torch_tvm.kernels.packed_gemm_isa")()
+    expected = ("avx512" if "avx512f" in cpu_flags() else "avx2") if sgemm_supported() else ""
+    assert isa == expected
