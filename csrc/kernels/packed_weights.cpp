@@ -4,6 +4,8 @@
 
 #include <tvm/ffi/reflection/registry.h>
 
+#include <cmath>
+#include <limits>
 #include <map>
 
 #include "kernels/counters.h"
@@ -23,12 +25,25 @@ PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
       TVM_FFI_THROW(ValueError) << "torch_tvm: hardtanh_keep_nan needs bounds lo <= hi";
     }
     p.epilogue = {KeepNanEpilogue::kClamp, p.scalars[0], p.scalars[1]};
+  } else if (p.attr == "gelu" && (p.algorithm.empty() || p.algorithm == "none") &&
+             EagerGeluInfIsNan()) {
+    p.epilogue.kind = KeepNanEpilogue::kGelu;
+    p.algorithm.clear();
   } else {
     return p;
   }
   p.attr = "none";
   p.scalars.clear();
   return p;
+}
+
+bool EagerGeluInfIsNan() {
+  static const bool nan = [] {
+    c10::InferenceMode guard;
+    at::Tensor y = at::gelu(at::full({64}, std::numeric_limits<float>::infinity()));
+    return std::isnan(y[0].item<float>());
+  }();
+  return nan;
 }
 
 HandleTable<PackedConv>& Convs() {
@@ -147,6 +162,7 @@ TVM_FFI_STATIC_INIT_BLOCK() {
         m.Set("aten_convolution_calls", c.aten_convolution.load());
         m.Set("aten_max_pool3d_calls", c.aten_max_pool3d.load());
         m.Set("aten_sdpa_calls", c.aten_sdpa.load());
+        m.Set("sdpa_packed_calls", c.sdpa_packed.load());
         m.Set("aten_lstm_calls", c.aten_lstm.load());
         m.Set("aten_gru_calls", c.aten_gru.load());
         m.Set("aten_embedding_bag_calls", c.aten_embedding_bag.load());

@@ -32,17 +32,22 @@ namespace torch_tvm::kernels {
 
 namespace ffi = tvm::ffi;
 
-// A NaN-keeping relu or clamp run on a kernel's output, in place, while it is
-// still in cache. oneDNN's relu and clip post-ops turn NaN into 0 or a bound
-// (vmaxps/vminps), where eager keeps it; ATen's relu_/clamp_ are eager's own.
+// A post-op run as eager's own ATen op on a kernel's output, in place, while
+// it is still in cache, where oneDNN's post-op would not give eager's result:
+// - relu / clamp: oneDNN's turn NaN into 0 or a bound (vmaxps/vminps), where
+//   eager keeps it;
+// - erf gelu (kGelu), on hosts where eager's vectorised gelu gives NaN for
+//   +inf (ATen's AVX-512 gelu; EagerGeluInfIsNan) and oneDNN's gives inf.
 struct KeepNanEpilogue {
-  enum Kind { kNone, kRelu, kClamp } kind = kNone;
+  enum Kind { kNone, kRelu, kClamp, kGelu } kind = kNone;
   double lo = 0, hi = 0;
   void Apply(at::Tensor& y) const {
     if (kind == kRelu) {
       at::relu_(y);
     } else if (kind == kClamp) {
       at::clamp_(y, lo, hi);
+    } else if (kind == kGelu) {
+      at::gelu_(y);
     }
   }
   // The NaN-dropping oneDNN post-op it stands for, which a direct kernel may
@@ -60,7 +65,7 @@ struct PostOp {
   std::string attr = "none";
   std::vector<double> scalars;
   std::string algorithm;
-  KeepNanEpilogue epilogue;  // "relu_keep_nan" / "hardtanh_keep_nan": attr is "none"
+  KeepNanEpilogue epilogue;  // when set, attr is "none"
 
   c10::IValue Scalars() const {
     c10::List<std::optional<c10::Scalar>> list;
@@ -75,7 +80,11 @@ struct PostOp {
   template <typename Params>
   void FillDirect(Params& p) const {
     p.algorithm = algorithm;
-    if (epilogue.kind == KeepNanEpilogue::kNone) {
+    if (epilogue.kind == KeepNanEpilogue::kGelu) {  // never fused: ATen's gelu after
+      p.unary = "none";
+      p.scalars.clear();
+      p.algorithm.clear();
+    } else if (epilogue.kind == KeepNanEpilogue::kNone) {
       p.unary = attr;
       p.scalars = scalars;
     } else {
@@ -86,8 +95,16 @@ struct PostOp {
   }
 };
 
+// "relu_keep_nan" / "hardtanh_keep_nan" become a KeepNanEpilogue; so does erf
+// "gelu" where EagerGeluInfIsNan().
 PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
                   const ffi::String& algorithm);
+
+// Whether eager's gelu gives NaN for +inf here: ATen's vectorised gelu does on
+// AVX-512 CPUs (torch 2.14 on a Zen 5; its scalar path gives inf) and gives
+// inf on AVX2 ones, as oneDNN's fused gelu does everywhere. Asked of ATen
+// itself, once.
+bool EagerGeluInfIsNan();
 
 // A prepacked conv with its constant arguments already boxed: the per-call
 // stack is then a few refcount bumps, not list and string allocations.
@@ -115,8 +132,8 @@ struct PackedLinear {
   // torch_tvm's packed GEMM (kernels/gemm/packed_gemm.h), with relu / clamp
   // and erf gelu fused.
   std::shared_ptr<gemm::PackedGemm> sgemm;
-  // A unary either of our two kernels leaves to ATen's in-place op after it
-  // ("none", "gelu", "sigmoid", "tanh", "swish"), and gelu's algorithm.
+  // A unary the packed GEMM leaves to ATen's in-place op after it ("none",
+  // "gelu" (tanh), "sigmoid", "tanh", "swish"), and gelu's algorithm.
   std::string after_unary = "none", after_algorithm;
   // A batch of packed GEMMs (batched_gemm_prepack): Winograd's alpha^2 GEMMs.
   std::vector<std::shared_ptr<gemm::PackedGemm>> batch;

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <stdexcept>
@@ -17,6 +18,7 @@
 
 namespace {
 
+using torch_tvm::kernels::gemm::Attention;
 using torch_tvm::kernels::gemm::Epilogue;
 using torch_tvm::kernels::gemm::Isa;
 using torch_tvm::kernels::gemm::PackedGemm;
@@ -204,6 +206,78 @@ TEST_F(PackedGemmTest, RefusesBadSizesAndBounds) {
   EXPECT_THROW(PackedGemm::Create(0, 4, w.data(), nullptr, {}), std::runtime_error);
   EXPECT_THROW(PackedGemm::Create(2, 2, w.data(), nullptr, {Epilogue::kClamp, 1.f, 0.f}),
                std::runtime_error);
+}
+
+// softmax(scale q k^T (causal: columns <= row)) v, in double, one head.
+std::vector<double> AttentionReference(const float* q, const float* k, const float* v,
+                                       int64_t sq, int64_t skv, int64_t d, int64_t dv,
+                                       double scale, bool causal) {
+  std::vector<double> o(sq * dv, 0.0), p(skv);
+  for (int64_t r = 0; r < sq; ++r) {
+    const int64_t allowed = causal ? std::min(skv, r + 1) : skv;
+    double max = -INFINITY, sum = 0;
+    for (int64_t c = 0; c < allowed; ++c) {
+      double acc = 0;
+      for (int64_t i = 0; i < d; ++i) acc += double(q[r * d + i]) * k[c * d + i];
+      p[c] = acc * scale;
+      max = std::max(max, p[c]);
+    }
+    for (int64_t c = 0; c < allowed; ++c) sum += (p[c] = std::exp(p[c] - max));
+    for (int64_t c = 0; c < allowed; ++c) {
+      for (int64_t j = 0; j < dv; ++j) o[r * dv + j] += p[c] / sum * v[c * dv + j];
+    }
+  }
+  return o;
+}
+
+TEST_F(PackedGemmTest, AttentionAgainstReference) {
+  // BERT's head (128 x 128 x 64), sizes off every block (rows past a 12-row
+  // tile, columns past a panel, d and dv not multiples of 16), causal and not,
+  // more heads than threads.
+  struct Case {
+    int64_t heads, sq, skv, d, dv;
+  };
+  for (Case c : {Case{2, 128, 128, 64, 64}, Case{3, 130, 129, 40, 24}, Case{5, 7, 33, 8, 17}})
+    for (bool causal : {false, true}) {
+      SCOPED_TRACE(testing::Message() << c.heads << "x" << c.sq << "x" << c.skv << "x" << c.d
+                                      << "x" << c.dv << " causal=" << causal);
+      auto q = Random(c.heads * c.sq * c.d, 21), k = Random(c.heads * c.skv * c.d, 22);
+      auto v = Random(c.heads * c.skv * c.dv, 23);
+      std::vector<float> o(c.heads * c.sq * c.dv, 12345.f);
+      const float scale = 1.f / std::sqrt(float(c.d));
+      omp_set_num_threads(2);
+      Attention(c.heads, c.sq, c.skv, c.d, c.dv, q.data(), k.data(), v.data(), o.data(), scale,
+                causal);
+      for (int64_t h = 0; h < c.heads; ++h) {
+        auto ref = AttentionReference(q.data() + h * c.sq * c.d, k.data() + h * c.skv * c.d,
+                                      v.data() + h * c.skv * c.dv, c.sq, c.skv, c.d, c.dv,
+                                      scale, causal);
+        for (int64_t i = 0; i < c.sq * c.dv; ++i) {
+          ASSERT_NEAR(o[h * c.sq * c.dv + i], ref[i], 1e-5) << "head " << h << " at " << i;
+        }
+      }
+    }
+}
+
+TEST_F(PackedGemmTest, AttentionKeepsNaNInItsRow) {
+  // A NaN in one query row makes that row's output NaN (its scores are all
+  // NaN) and leaves the other rows finite, as eager's softmax does; a +inf
+  // score makes its row NaN too (inf - inf).
+  const int64_t sq = 20, skv = 20, d = 16;
+  auto q = Random(sq * d, 31), k = Random(skv * d, 32), v = Random(skv * d, 33);
+  q[3 * d + 5] = std::numeric_limits<float>::quiet_NaN();
+  q[7 * d + 2] = std::numeric_limits<float>::infinity();
+  std::vector<float> o(sq * d);
+  Attention(1, sq, skv, d, d, q.data(), k.data(), v.data(), o.data(), 0.25f, false);
+  for (int64_t r = 0; r < sq; ++r) {
+    for (int64_t j = 0; j < d; ++j) {
+      if (r == 3 || r == 7) {
+        EXPECT_TRUE(std::isnan(o[r * d + j])) << r << "," << j;
+      } else {
+        EXPECT_TRUE(std::isfinite(o[r * d + j])) << r << "," << j;
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -280,6 +281,15 @@ int64_t NextRows(int64_t remaining, int64_t mr) {
   return remaining > mr && remaining < 2 * mr ? (remaining + 1) / 2 : std::min(mr, remaining);
 }
 
+// W [out, in], element (n, k) at w[n * so + k * si], into 16-column panels
+// [panel][in][16] at dst (already zeroed: the padding columns stay 0).
+void PackPanels(const float* w, int64_t in, int64_t out, int64_t so, int64_t si, float* dst) {
+  for (int64_t n = 0; n < out; ++n) {
+    float* column = dst + (n / kNR) * in * kNR + n % kNR;
+    for (int64_t k = 0; k < in; ++k) column[k * kNR] = w[n * so + k * si];
+  }
+}
+
 }  // namespace
 
 void PackedGemm::Free::operator()(float* p) const { std::free(p); }
@@ -313,12 +323,8 @@ std::shared_ptr<PackedGemm> PackedGemm::Create(int64_t in, int64_t out, const fl
   g->isa_ = isa != Isa::kAuto ? isa : SupportsAvx512() ? Isa::kAvx512 : Isa::kAvx2;
   g->packed_.reset(AlignedFloats(g->panels_ * in * kNR));
   g->bias_.reset(AlignedFloats(g->panels_ * kNR));
-  for (int64_t n = 0; n < out; ++n) {
-    float* column = g->packed_.get() + (n / kNR) * in * kNR + n % kNR;
-    const float* row = weights + n * in;
-    for (int64_t k = 0; k < in; ++k) column[k * kNR] = row[k];
-    if (bias != nullptr) g->bias_[n] = bias[n];
-  }
+  PackPanels(weights, in, out, in, 1, g->packed_.get());
+  if (bias != nullptr) std::memcpy(g->bias_.get(), bias, static_cast<size_t>(out) * sizeof(float));
   return g;
 }
 
@@ -445,6 +451,105 @@ void PackedGemm::RunBatch(const std::vector<std::shared_ptr<PackedGemm>>& gemms,
     const PackedGemm& g = *gemms[b];
     RunBlock(KernelOf(g.isa_), src + b * rows * in, dst + b * rows * out, in, out,
              g.packed_.get(), g.bias_.get(), g.epilogue_, 0, rows, 0, g.panels_);
+  }
+}
+
+namespace {
+
+// A growing 64-byte aligned buffer per thread and slot, zeroed when it grows.
+float* ThreadBuffer(int slot, int64_t n) {
+  struct Buffer {
+    float* p = nullptr;
+    int64_t n = 0;
+    ~Buffer() { std::free(p); }
+  };
+  thread_local Buffer buffers[4];
+  Buffer& b = buffers[slot];
+  if (b.n < n) {
+    std::free(b.p);
+    b.p = nullptr;
+    b.p = AlignedFloats(n);
+    b.n = n;
+  }
+  return b.p;
+}
+
+// row[0:n] = softmax(scale * row[0:allowed]), row[allowed:n] = 0 (causal).
+// NaN anywhere in the allowed part makes the whole row NaN, as in eager (the
+// max ignores it; its exp and so the sum do not), and +inf makes it NaN too
+// (inf - inf), which Exp's clamp would otherwise hide: kept by the blend.
+__attribute__((target("avx2,fma"))) void SoftmaxRow(float* row, int64_t n, int64_t allowed,
+                                                   float scale) {
+  const __m256 s = _mm256_set1_ps(scale);
+  float max = -std::numeric_limits<float>::infinity();
+  __m256 vmax = _mm256_set1_ps(max);
+  int64_t c = 0;
+  for (; c + 8 <= allowed; c += 8) {
+    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(row + c), s);
+    _mm256_storeu_ps(row + c, x);
+    vmax = _mm256_max_ps(x, vmax);  // NaN x: keeps vmax
+  }
+  for (; c < allowed; ++c) {
+    row[c] *= scale;
+    if (row[c] > max) max = row[c];
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, vmax);
+  for (float l : lanes) max = l > max ? l : max;
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 vsum = _mm256_setzero_ps();
+  float sum = 0.f;
+  for (c = 0; c + 8 <= allowed; c += 8) {
+    const __m256 t = _mm256_sub_ps(_mm256_loadu_ps(row + c), m);
+    const __m256 e = _mm256_blendv_ps(Exp(t), t, _mm256_cmp_ps(t, t, _CMP_UNORD_Q));
+    _mm256_storeu_ps(row + c, e);
+    vsum = _mm256_add_ps(vsum, e);
+  }
+  for (; c < allowed; ++c) {
+    row[c] = std::exp(row[c] - max);
+    sum += row[c];
+  }
+  _mm256_store_ps(lanes, vsum);
+  for (float l : lanes) sum += l;
+  const float inv = 1.f / sum;
+  const __m256 vinv = _mm256_set1_ps(inv);
+  for (c = 0; c + 8 <= allowed; c += 8) {
+    _mm256_storeu_ps(row + c, _mm256_mul_ps(_mm256_loadu_ps(row + c), vinv));
+  }
+  for (; c < allowed; ++c) row[c] *= inv;
+  for (c = allowed; c < n; ++c) row[c] = 0.f;
+}
+
+}  // namespace
+
+void Attention(int64_t heads, int64_t sq, int64_t skv, int64_t d, int64_t dv, const float* q,
+               const float* k, const float* v, float* o, float scale, bool causal) {
+  if (!PackedGemm::Supported()) {
+    throw std::runtime_error("torch_tvm: the packed attention needs AVX2 and FMA");
+  }
+  if (heads <= 0 || sq <= 0) return;
+  if (skv <= 0 || d <= 0 || dv <= 0) throw std::runtime_error("torch_tvm: attention sizes");
+  const Kernel& kernel = KernelOf(PackedGemm::SupportsAvx512() ? Isa::kAvx512 : Isa::kAvx2);
+  const int64_t kv_panels = (skv + kNR - 1) / kNR, dv_panels = (dv + kNR - 1) / kNR;
+  const Epilogue none;
+  const int threads = TeamSize();
+  // Whole heads per thread: each one is two small GEMMs and a softmax, all in L2.
+#pragma omp parallel for num_threads(threads) schedule(static)
+  for (int64_t h = 0; h < heads; ++h) {
+    float* k_panels = ThreadBuffer(0, kv_panels * d * kNR);
+    float* v_panels = ThreadBuffer(1, dv_panels * skv * kNR);
+    float* scores = ThreadBuffer(2, sq * skv);
+    const float* zeros = ThreadBuffer(3, std::max(kv_panels, dv_panels) * kNR);  // no bias
+    // K as the weight of scores = q k^T: out = skv rows of k, in = d.
+    PackPanels(k + h * skv * d, d, skv, d, 1, k_panels);
+    // V^T as the weight of o = p v: out = dv columns of v, in = skv.
+    PackPanels(v + h * skv * dv, skv, dv, 1, dv, v_panels);
+    RunBlock(kernel, q + h * sq * d, scores, d, skv, k_panels, zeros, none, 0, sq, 0, kv_panels);
+    for (int64_t r = 0; r < sq; ++r) {
+      SoftmaxRow(scores + r * skv, skv, causal ? std::min(skv, r + 1) : skv, scale);
+    }
+    RunBlock(kernel, scores, o + h * sq * dv, skv, dv, v_panels, zeros, none, 0, sq, 0,
+             dv_panels);
   }
 }
 

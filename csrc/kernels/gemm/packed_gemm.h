@@ -85,4 +85,16 @@ class PackedGemm {
   std::unique_ptr<float[], Free> bias_;    // [panels * 16], zero-padded
 };
 
+// Scaled dot-product attention without a mask, on the micro-kernels above:
+// o[h] = softmax(scale * q[h] k[h]^T) v[h] for each of `heads` heads (with
+// `causal`, row r attends to columns 0..r only, torch's is_causal), the
+// threads sharing out whole heads; K and V are packed into panels per head.
+// q [heads, sq, d], k [heads, skv, d], v [heads, skv, dv] and o [heads, sq,
+// dv]: contiguous floats. Why: ATen's CPU flash attention ran BERT-base's 12
+// heads x 12 layers at ~79 GFLOP/s on a Zen 5 (10% of the model's time).
+// Throws std::runtime_error when !PackedGemm::Supported() or a size is not
+// positive.
+void Attention(int64_t heads, int64_t sq, int64_t skv, int64_t d, int64_t dv, const float* q,
+               const float* k, const float* v, float* o, float scale, bool causal);
+
 }  // namespace torch_tvm::kernels::gemm
