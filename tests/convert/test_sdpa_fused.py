@@ -12,8 +12,9 @@ import torch.nn.functional as F
 import torch_tvm
 from conftest import run_tvm, sgemm_supported
 
-# The threshold in convert/ops/attention.cpp is 128 x 128 scores per head.
-LONG, SHORT = 128, 16
+# The thresholds in convert/ops/attention.cpp: 128 x 128 scores per head with
+# a mask, 64 x 64 without one.
+LONG, MEDIUM, SHORT = 128, 64, 16
 
 
 def _calls(name):
@@ -102,6 +103,20 @@ def test_short_sequences_stay_spelled_out():
     torch.testing.assert_close(out, fn(q, k, v), rtol=1e-4, atol=1e-5)
     assert _calls("aten_sdpa_calls") == before[0]
     assert _calls("matmul_calls") - before[1] == 4  # q@k^T and p@v, 2 TVM calls
+
+
+def test_medium_sequences_fused_only_without_a_mask():
+    """64 tokens: the unmasked attention runs the fused kernel, the masked
+    one stays spelled out."""
+    q, k, v = _qkv(MEDIUM)
+    mask = torch.linspace(-1, 1, MEDIUM * MEDIUM).reshape(MEDIUM, MEDIUM)
+    for fn, fused in ((CASES["plain"], 2), (lambda q, k, v: F.scaled_dot_product_attention(
+            q, k, v, attn_mask=mask) + 1.0, 0)):
+        before = _calls("aten_sdpa_calls"), _calls("matmul_calls")
+        out = run_tvm(fn, q, k, v)
+        torch.testing.assert_close(out, fn(q, k, v), rtol=1e-5, atol=1e-5)
+        assert _calls("aten_sdpa_calls") - before[0] == fused
+        assert _calls("matmul_calls") - before[1] == (0 if fused else 4)
 
 
 def test_fully_masked_rows_match_eager():

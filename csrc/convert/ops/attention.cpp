@@ -16,10 +16,14 @@
 namespace torch_tvm::convert {
 namespace {
 
-// Scores per head (L x S) from which ATen's fused (flash) attention kernel
+// Scores per head (L x S) from which one fused kernel (torch_tvm.kernels.aten_sdpa)
 // runs SDPA instead of matmul / softmax / matmul: the spelled-out form writes
-// and reads the whole score matrix. Measured with benchmarks/sdpa_choice.py.
+// and reads the whole score matrix. Measured with benchmarks/sdpa_choice.py:
+// with a mask the kernel is ATen's flash attention, faster from 128 tokens on
+// a Zen 3 (at 64 level or slower); without one it is torch_tvm's packed
+// attention, 2.0-2.6x the spelled-out form already at 64 tokens on a Zen 5.
 constexpr int64_t kFusedSdpaMinScores = 128 * 128;
+constexpr int64_t kPackedSdpaMinScores = 64 * 64;
 
 // (query, key, value, attn_mask?, dropout_p, is_causal, scale?, enable_gqa)
 void ScaledDotProductAttention(ConvertContext& ctx) {
@@ -37,7 +41,7 @@ void ScaledDotProductAttention(ConvertContext& ctx) {
   };
   if (q.dtype == "float32" && k.dtype == "float32" && v.dtype == "float32" && nd == 4 &&
       v.ndim() == 4 && is_static(q) && is_static(k) && is_static(v) &&
-      L * S >= kFusedSdpaMinScores) {
+      L * S >= (ctx.IsNone(3) ? kPackedSdpaMinScores : kFusedSdpaMinScores)) {
     Expr mask = ctx.IsNone(3) ? bb.Constant(at::zeros({0}, at::kFloat)) : ctx.Tensor(3);
     if (!ctx.IsNone(3) && bb.InfoOf(mask).dtype != "bool") mask = CastTo(bb, mask, q.dtype);
     std::vector<int64_t> out = q.shape;
