@@ -6,7 +6,10 @@ Every test runs with torch_tvm enabled at its defaults (autouse fixture
 """
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import textwrap
 import types
 import warnings
 from pathlib import Path
@@ -234,3 +237,29 @@ def cpu_flags() -> set[str]:
 def sgemm_supported() -> bool:
     """Whether this CPU runs torch_tvm's packed GEMM (AVX2 and FMA)."""
     return {"avx2", "fma"} <= cpu_flags()
+
+
+def counters_in_subprocess(build: str, counters: list[str], cwd, env: dict | None = None,
+                           before_import: str = "") -> list[int]:
+    """Runs a model in a fresh Python: `before_import` (after `import torch`),
+    `import torch_tvm`, then `build`, which must define `m` (a module in
+    eval) and `x` and may call torch_tvm.enable(); traces m, runs it three
+    times, checks the last output against eager, and returns the named
+    counters (stats()["kernels"] entries, or top-level stats()). From `cwd`,
+    not the repository root, where `import torch_tvm` would find the sources
+    rather than the installed package."""
+    code = "\n".join([
+        "import torch", textwrap.dedent(before_import), "import torch_tvm",
+        textwrap.dedent(build),
+        "with torch.no_grad():",
+        "    t = torch.jit.trace(m, x)",
+        "    for _ in range(3):",
+        "        y = t(x)",
+        "    torch.testing.assert_close(y, m(x), rtol=1e-4, atol=1e-5)",
+        "s = torch_tvm.stats()",
+        f"print(*(s['kernels'].get(n, s.get(n)) for n in {counters!r}))",
+    ])
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=dict(os.environ, **(env or {})), timeout=300, cwd=cwd)
+    assert res.returncode == 0, res.stderr[-2000:]
+    return [int(v) for v in res.stdout.split()[-len(counters):]]

@@ -5,11 +5,6 @@ batch 1 and 3. The conv2d_direct_calls counter proves which kernel ran;
 TORCH_TVM_CONV_KERNELS=aten is the PyTorch-op path it replaced."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
-
 import pytest
 import torch
 import torch.nn as nn
@@ -17,7 +12,8 @@ import torch.nn.functional as F
 import tvm
 
 import torch_tvm
-from conftest import assert_outputs_close, call_counting, run_tvm, traced_warm
+from conftest import (assert_outputs_close, call_counting, counters_in_subprocess, run_tvm,
+                      traced_warm)
 
 
 @pytest.fixture(autouse=True)
@@ -147,8 +143,9 @@ def test_grouped_convs_on_im2col_gemm_keep_pytorch_op(tmp_path):
     CPUs; capped at AVX2 here so every host takes it), which is 2x slower
     than PyTorch's and fails to execute with a sum post-op, the conv keeps
     PyTorch's op: no direct call, results as eager's."""
-    code = textwrap.dedent("""
-        import torch, torch.nn as nn, torch_tvm
+    direct, calls = counters_in_subprocess(
+        """
+        import torch.nn as nn
         class R(nn.Module):
             def __init__(self):
                 super().__init__()
@@ -159,20 +156,8 @@ def test_grouped_convs_on_im2col_gemm_keep_pytorch_op(tmp_path):
                 return torch.sigmoid(self.b(torch.relu(self.c(x))) + self.a(x))
         torch_tvm.enable(winograd="off")
         m, x = R().eval(), torch.randn(1, 32, 12, 12)
-        with torch.no_grad():
-            t = torch.jit.trace(m, x)
-            for _ in range(3):
-                y = t(x)
-            torch.testing.assert_close(y, m(x), rtol=1e-4, atol=1e-5)
-        k = torch_tvm.stats()["kernels"]
-        print(k["conv2d_direct_calls"], k["conv2d_calls"])
-    """)
-    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2")
-    # Not from the repository root, where `import torch_tvm` would find the sources.
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=300, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-2000:]
-    direct, calls = map(int, res.stdout.split()[-2:])
+        """,
+        ["conv2d_direct_calls", "conv2d_calls"], tmp_path, env={"ONEDNN_MAX_CPU_ISA": "AVX2"})
     assert calls > 0 and direct == 0
 
 

@@ -6,10 +6,6 @@ kernel ran; TORCH_TVM_LINEAR_KERNELS=aten is PyTorch's op, and the default
 (auto) measures all three per shape (torch_tvm/_linear_choice.py)."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 import torch
@@ -17,8 +13,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import torch_tvm
-from conftest import (assert_outputs_close, call_counting, cpu_flags, run_tvm,
-                      sgemm_supported, traced_warm)
+from conftest import (assert_outputs_close, call_counting, counters_in_subprocess, cpu_flags,
+                      run_tvm, sgemm_supported, traced_warm)
 
 POSTS = {
     "none": lambda y: y * 2.0,  # a TVM kernel after the linear keeps the group at two ops
@@ -204,34 +200,23 @@ def test_bad_kernel_setting_is_refused(monkeypatch):
 def test_refused_when_onednn_binds_to_torch_symbols(tmp_path):
     """With libtorch_cpu made global before torch_tvm loads, the system
     oneDNN's GEMM binds to torch's copy and cannot run: the direct kernel
-    refuses itself at prepack (counted) and PyTorch's op gives the result."""
-    code = textwrap.dedent("""
-        import ctypes, os, torch
-        ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"),
-                    mode=os.RTLD_GLOBAL)
-        import torch_tvm
+    refuses itself at prepack (counted) and PyTorch's op gives the result.
+    oneDNN 2.6 runs this small inner product on that GEMM on AVX2 CPUs, but
+    on AVX-512 ones picks brgemm, which never reaches it and runs fine:
+    capped at AVX2, every host takes the GEMM."""
+    refused, direct_calls, calls, fallbacks = counters_in_subprocess(
+        """
         m = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.GELU()).eval()
         x = torch.randn(3, 16)
         torch_tvm.enable()
-        with torch.no_grad():
-            t = torch.jit.trace(m, x)
-            for _ in range(3):
-                y = t(x)
-            torch.testing.assert_close(y, m(x), rtol=1e-4, atol=1e-5)
-        k = torch_tvm.stats()["kernels"]
-        print(k["linear_direct_refused"], k["linear_direct_calls"], k["linear_calls"],
-              torch_tvm.stats()["fallback_calls"])
-    """)
-    # oneDNN 2.6 runs this small inner product on its GEMM (whose symbols bind
-    # to torch's) on AVX2 CPUs, but on AVX-512 ones picks brgemm, which never
-    # reaches it and runs fine: capped at AVX2, every host takes the GEMM.
-    env = dict(os.environ, TORCH_TVM_LINEAR_KERNELS="onednn", ONEDNN_MAX_CPU_ISA="AVX2")
-    # Not from the repository root, where `import torch_tvm` would find the sources, not the
-    # installed package.
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
-                         timeout=300, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr[-2000:]
-    refused, direct_calls, calls, fallbacks = map(int, res.stdout.split()[-4:])
+        """,
+        ["linear_direct_refused", "linear_direct_calls", "linear_calls", "fallback_calls"],
+        tmp_path, env={"TORCH_TVM_LINEAR_KERNELS": "onednn", "ONEDNN_MAX_CPU_ISA": "AVX2"},
+        before_import="""
+        import ctypes, os
+        ctypes.CDLL(os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so"),
+                    mode=os.RTLD_GLOBAL)
+        """)
     assert refused >= 1 and direct_calls == 0 and calls >= 1 and fallbacks == 0
 
 
