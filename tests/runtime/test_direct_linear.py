@@ -6,7 +6,6 @@ kernel ran; TORCH_TVM_LINEAR_KERNELS=aten is PyTorch's op, and the default
 (auto) measures all three per shape (torch_tvm/_linear_choice.py)."""
 from __future__ import annotations
 
-
 import pytest
 import torch
 import torch.nn as nn
