@@ -290,8 +290,8 @@ def _linear_choices(w, rows):
     w("Measured at the first compile of each (rows, in, out, post-op): each kernel cycles "
       "through copies of the real weight (cold, as in a forward pass), best of 5 rounds of 3 "
       "calls, interleaved; the fastest runs (`torch_tvm/_linear_choice.py`). oneDNN = the "
-      "system oneDNN 2.6 inner product built once; sgemm = torch_tvm's packed AVX2/FMA GEMM "
-      "(`csrc/kernels/gemm/`); aten = PyTorch's `mkldnn::_linear_pointwise`.\n")
+      "system oneDNN 2.6 inner product built once; sgemm = torch_tvm's packed GEMM (AVX2/FMA, "
+      "or AVX-512 where the CPU has it; `csrc/kernels/gemm/`); aten = PyTorch's `mkldnn::_linear_pointwise`.\n")
     w("| config | rows x in -> out | oneDNN (us) | sgemm (us) | aten (us) | runs |")
     w("|---|---|---:|---:|---:|---|")
     for line in lines:
