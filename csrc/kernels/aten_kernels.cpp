@@ -132,6 +132,8 @@ ffi::Tensor Sdpa(const ffi::Tensor& q, const ffi::Tensor& k, const ffi::Tensor& 
   c10::InferenceMode guard;
   at::Tensor m = FromTvm(mask);
   at::Tensor tq = FromTvm(q), tk = FromTvm(k), tv = FromTvm(v);
+  const bool causal = FromTvm(params).data_ptr<int64_t>()[0] != 0;
+  const double s = FromTvm(scale).data_ptr<double>()[0];
   if (m.numel() == 0 && PackedAttentionTakes(tq, tk, tv)) {
     std::vector<int64_t> shape = tq.sizes().vec();
     shape.back() = tv.size(-1);
@@ -139,15 +141,12 @@ ffi::Tensor Sdpa(const ffi::Tensor& q, const ffi::Tensor& k, const ffi::Tensor& 
     const int64_t sq = tq.size(-2), skv = tk.size(-2), d = tq.size(-1), dv = tv.size(-1);
     gemm::Attention(tq.numel() / (sq * d), sq, skv, d, dv, tq.const_data_ptr<float>(),
                     tk.const_data_ptr<float>(), tv.const_data_ptr<float>(), o.data_ptr<float>(),
-                    static_cast<float>(FromTvm(scale).data_ptr<double>()[0]),
-                    FromTvm(params).data_ptr<int64_t>()[0] != 0);
+                    static_cast<float>(s), causal);
     GetCounters().sdpa_packed++;
     return ToTvm(o);
   }
   std::optional<at::Tensor> opt_mask;
   if (m.numel() > 0) opt_mask = m;
-  bool causal = FromTvm(params).data_ptr<int64_t>()[0] != 0;
-  double s = FromTvm(scale).data_ptr<double>()[0];
   return ToTvm(at::scaled_dot_product_attention(tq, tk, tv, opt_mask, 0.0, causal, s)
                    .contiguous());
 }

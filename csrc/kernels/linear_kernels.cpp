@@ -46,12 +46,6 @@ int64_t AddLinear(PackedLinear lin) {
   return handle;
 }
 
-// Erf gelu, as the caller asked for it or as MakePostOp moved it after oneDNN.
-bool IsErfGelu(const PostOp& post) {
-  return post.epilogue.kind == KeepNanEpilogue::kGelu ||
-         (post.attr == "gelu" && (post.algorithm.empty() || post.algorithm == "none"));
-}
-
 // The packed GEMM for a linear with this post-op, or null when it cannot run
 // it here. relu and clamp (NaN-keeping or not: keeping is what eager does)
 // and erf gelu run fused; tanh gelu, sigmoid, tanh and swish run after it as
@@ -69,7 +63,7 @@ std::shared_ptr<gemm::PackedGemm> PackSgemm(const at::Tensor& w, const at::Tenso
     const bool kept = post.epilogue.kind == KeepNanEpilogue::kClamp;
     ep.lo = static_cast<float>(kept ? post.epilogue.lo : post.scalars[0]);
     ep.hi = static_cast<float>(kept ? post.epilogue.hi : post.scalars[1]);
-  } else if (IsErfGelu(post)) {
+  } else if (post.IsErfGelu()) {
     ep.kind = gemm::Epilogue::kGelu;
     ep.inf_gives_nan = EagerGeluInfIsNan();
   } else if (attr == "gelu" || attr == "sigmoid" || attr == "tanh" || attr == "swish") {

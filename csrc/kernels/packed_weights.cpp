@@ -25,8 +25,7 @@ PostOp MakePostOp(const ffi::String& attr, const ffi::Array<double>& scalars,
       TVM_FFI_THROW(ValueError) << "torch_tvm: hardtanh_keep_nan needs bounds lo <= hi";
     }
     p.epilogue = {KeepNanEpilogue::kClamp, p.scalars[0], p.scalars[1]};
-  } else if (p.attr == "gelu" && (p.algorithm.empty() || p.algorithm == "none") &&
-             EagerGeluInfIsNan()) {
+  } else if (PostOp::IsErfGelu(p.attr, p.algorithm) && EagerGeluInfIsNan()) {
     p.epilogue.kind = KeepNanEpilogue::kGelu;
     p.algorithm.clear();
   } else {

@@ -72,6 +72,14 @@ struct PostOp {
     for (double v : scalars) list.push_back(c10::Scalar(v));
     return list;
   }
+  // gelu in its erf form (algorithm "none" or unset), as the mkldnn ops spell it.
+  static bool IsErfGelu(const std::string& attr, const std::string& algorithm) {
+    return attr == "gelu" && (algorithm.empty() || algorithm == "none");
+  }
+  // Erf gelu, fused here or moved after oneDNN by MakePostOp (KeepNanEpilogue::kGelu).
+  bool IsErfGelu() const {
+    return epilogue.kind == KeepNanEpilogue::kGelu || IsErfGelu(attr, algorithm);
+  }
   c10::IValue Algorithm() const {
     return algorithm.empty() ? c10::IValue() : c10::IValue(algorithm);
   }

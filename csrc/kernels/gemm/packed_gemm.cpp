@@ -259,17 +259,17 @@ constexpr MicroFn kMicroAvx512[kMaxMR + 1] = {
     Micro512<8, NP, P>,    Micro512<9, NP, P>,  Micro512<10, NP, P>, Micro512<11, NP, P>,
     Micro512<12, NP, P>};
 
-// The blocking of one ISA: rows per micro-kernel call, panels per call, k per
-// block (the panels' slices stay in L1), and the micro-kernels: [packed A][panels - 1]
-// (no pair: nullptr; no packed A: the in-place ones again).
+// The blocking of one ISA (k blocks are kKC for both): rows per micro-kernel
+// call, panels per call, and the micro-kernels: [packed A][panels - 1] (no
+// pair: nullptr; no packed A: the in-place ones again).
 struct Kernel {
-  int64_t mr, np, kc;
+  int64_t mr, np;
   bool can_pack_a;
   const MicroFn* micro[2][2];
 };
-constexpr Kernel kAvx2Kernel{kMR, 1, kKC, false, {{kMicroAvx2, nullptr}, {kMicroAvx2, nullptr}}};
+constexpr Kernel kAvx2Kernel{kMR, 1, false, {{kMicroAvx2, nullptr}, {kMicroAvx2, nullptr}}};
 constexpr Kernel kAvx512Kernel{
-    12, 2, kKC, true,
+    12, 2, true,
     {{kMicroAvx512<1, false>, kMicroAvx512<2, false>},
      {kMicroAvx512<1, true>, kMicroAvx512<2, true>}}};
 const Kernel& KernelOf(Isa isa) { return isa == Isa::kAvx512 ? kAvx512Kernel : kAvx2Kernel; }
@@ -371,8 +371,8 @@ void RunBlock(const Kernel& kernel, const float* src, float* dst, int64_t in, in
     chunk = std::max(kernel.np, chunk / kernel.np * kernel.np);
     for (int64_t c0 = p0; c0 < p1; c0 += chunk) {
       const int64_t c1 = std::min(p1, c0 + chunk);
-      for (int64_t k0 = 0; k0 < in; k0 += kernel.kc) {
-        const int64_t kc = std::min(kernel.kc, in - k0);
+      for (int64_t k0 = 0; k0 < in; k0 += kKC) {
+        const int64_t kc = std::min(kKC, in - k0);
         const bool first = k0 == 0, last = k0 + kc == in;
         if (packs_a) PackA(src + mc * in + k0, in, rows, kc, kernel.mr, a_packed);
         for (int64_t p = c0; p < c1;) {
